@@ -1,8 +1,9 @@
 # Two entry points on a fresh machine: `make demo` and `make test`. Each creates .venv and
 # installs everything first. CONSTRAINTS pins torch to the CPU build this kind of machine has;
-# point it at another file (or /dev/null) to keep a torch you installed yourself.
+# to keep a torch you installed yourself: make test VENV_FLAGS=--system-site-packages CONSTRAINTS=/dev/null
 PYTHON ?= python3
 VENV ?= .venv
+VENV_FLAGS ?=
 CONSTRAINTS ?= constraints.txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -10,10 +11,8 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test install clean bench
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch first and pinned, so no dependency resolves an unpinned (CUDA) torch.
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) "torch$$(grep -m1 '^torch==' $(CONSTRAINTS) | cut -c6-)"
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[test,demo]"
 	touch $(STAMP)
 
