@@ -1,0 +1,284 @@
+"""Inference engine: any image size in, exactly that size out, in bounded memory.
+
+How a (3, H, W) image goes through a network:
+1. It is reflect-padded at the bottom and right to the network's size multiple (the
+   U-Net halves the resolution several times), so the network never sees a ragged size.
+2. Small images run in one pass. Once an image exceeds a pixel budget it is cut into tiles
+   that overlap; tiles start at multiples of the size multiple, so a U-Net sees each tile's
+   pixels on the same grid as the whole image.
+3. Tiles are blended with separable weights that are exactly zero over the outer quarter of
+   each overlap and ramp smoothly (raised cosine) over its middle half. A pixel near a tile's
+   inner edge, where the tile lacks context, therefore never contributes: for a network whose
+   receptive radius is at most a quarter of the overlap, tiled output equals untiled output.
+4. The padding is cropped away.
+
+Tiles are batched and only tiles ever go to the accelerator; the full image and the output
+accumulator stay in host memory.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Iterator, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+#: Tile once an image has more pixels than this (per device type).
+DEFAULT_PIXEL_BUDGET = {"cpu": 2_000_000, "cuda": 16_000_000, "mps": 4_000_000}
+#: Tile side used by ``tile="auto"`` (per device type).
+DEFAULT_TILE = {"cpu": 768, "cuda": 1024, "mps": 768}
+#: Tiles per forward pass (per device type): batching helps accelerators, not CPUs.
+DEFAULT_TILE_BATCH = {"cpu": 1, "cuda": 4, "mps": 2}
+DEFAULT_OVERLAP = 32
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, then Apple MPS, else the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available (use --device cpu or auto)")
+    return dev
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when this CPU computes bf16 natively (AVX-512 BF16 / AMX), where bf16 pays off."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """Map a precision name to the compute dtype for ``device``.
+
+    ``auto`` means fp32 for now: bf16 is measured in ``benchmarks/infer.py`` and becomes the
+    default only where its speed-up and quality loss have been checked.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision in ("auto", "fp32"):
+        return torch.float32
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cpu":
+        raise ValueError("fp16 is not supported on the CPU (use bf16 or fp32)")
+    return torch.float16
+
+
+def reflect_indices(length: int, n: int) -> torch.Tensor:
+    """Indices ``0..length-1`` of a signal of size ``n`` extended by mirror reflection
+    (without repeating the edge), valid for any ``length`` even when ``n`` is tiny."""
+    p = np.arange(length)
+    if n == 1:
+        return torch.zeros(length, dtype=torch.long)
+    period = 2 * (n - 1)
+    q = p % period
+    return torch.from_numpy(np.where(q < n, q, period - q)).long()
+
+
+def tile_starts(total: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``total`` with at least ``overlap``."""
+    if total <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, total - tile, stride))
+    starts.append(total - tile)
+    return starts
+
+
+def blend_window(tile: int, overlap: int, inner_start: bool, inner_end: bool) -> torch.Tensor:
+    """1-D blend weights of a tile: zero over the outer quarter of an inner overlap, a
+    raised-cosine ramp over its middle half, one elsewhere and at image borders."""
+    w = torch.ones(tile, dtype=torch.float64)
+    if overlap > 0:
+        q = overlap // 4
+        ramp_len = max(overlap - 2 * q, 1)
+        i = torch.arange(overlap, dtype=torch.float64)
+        t = ((i - q + 0.5) / ramp_len).clamp(0, 1)
+        ramp = 0.5 - 0.5 * torch.cos(math.pi * t)
+        if inner_start:
+            w[:overlap] = torch.minimum(w[:overlap], ramp)
+        if inner_end:
+            w[tile - overlap :] = torch.minimum(w[tile - overlap :], ramp.flip(0))
+    return w.float()
+
+
+@dataclass
+class TilePlan:
+    """How an image is cut: padded size, tile size and tile start offsets per axis."""
+
+    height: int
+    width: int
+    padded_height: int
+    padded_width: int
+    tile_h: int
+    tile_w: int
+    overlap: int
+    ys: list[int]
+    xs: list[int]
+
+    @property
+    def n_tiles(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    @property
+    def tiled(self) -> bool:
+        return self.n_tiles > 1
+
+
+def _round_up(v: int, m: int) -> int:
+    return -(-v // m) * m
+
+
+def plan_tiles(height: int, width: int, multiple: int, tile: int | None, overlap: int) -> TilePlan:
+    """Plan tiles for an image; ``tile=None`` means one pass over the padded image."""
+    ph, pw = _round_up(height, multiple), _round_up(width, multiple)
+    if tile is None:
+        return TilePlan(height, width, ph, pw, ph, pw, 0, [0], [0])
+    t = max(_round_up(tile, multiple), multiple)
+    ov = _round_up(max(overlap, 0), multiple) if overlap > 0 else 0
+    if ov >= t:
+        raise ValueError(f"tile overlap {overlap} must be smaller than the tile size {t}")
+    th, tw = min(t, ph), min(t, pw)
+    return TilePlan(height, width, ph, pw, th, tw, ov, tile_starts(ph, th, ov), tile_starts(pw, tw, ov))
+
+
+class Engine:
+    """Runs a restoration network over images of any size (see the module docstring).
+
+    Args:
+        net: the network; put in eval mode and moved to ``device``.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ... or a ``torch.device``.
+        precision: ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` (autocast compute dtype).
+        tile: ``"auto"`` (tile above the device's pixel budget), ``None``/``0`` (never
+            tile), or a tile side in pixels.
+        overlap: overlap between neighbouring tiles in pixels.
+        tile_batch: tiles per forward pass (default per device).
+        pixel_budget: pixels above which ``tile="auto"`` tiles (default per device).
+        channels_last: NHWC memory layout (faster convolutions on CPU and tensor cores).
+        deterministic: ask cuDNN for deterministic kernels (CPU kernels already are).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        tile: int | str | None = "auto",
+        overlap: int = DEFAULT_OVERLAP,
+        tile_batch: int | None = None,
+        pixel_budget: int | None = None,
+        channels_last: bool = True,
+        deterministic: bool = True,
+    ) -> None:
+        self.device = select_device(device) if isinstance(device, str) else device
+        self.dtype = resolve_precision(precision, self.device)
+        kind = self.device.type
+        if isinstance(tile, str):
+            if tile != "auto":
+                raise ValueError(f"tile must be 'auto', 0 or a size in pixels, not {tile!r}")
+            self.tile: int | None = DEFAULT_TILE.get(kind, 768)
+            self.pixel_budget = pixel_budget or DEFAULT_PIXEL_BUDGET.get(kind, 2_000_000)
+        elif not tile:
+            self.tile, self.pixel_budget = None, None
+        else:
+            if int(tile) < 1:
+                raise ValueError("tile size must be positive")
+            self.tile, self.pixel_budget = int(tile), 0
+        self.overlap = int(overlap)
+        if self.overlap < 0:
+            raise ValueError("tile overlap must be >= 0")
+        self.tile_batch = max(1, tile_batch or DEFAULT_TILE_BATCH.get(kind, 1))
+        self.channels_last = channels_last
+        if kind == "cuda" and deterministic:
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+        net = net.eval().to(self.device)
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.net = net
+        self.multiple = int(getattr(net, "size_multiple", 1))
+
+    def plan(self, height: int, width: int) -> TilePlan:
+        """The tile plan this engine uses for an image of the given size."""
+        use_tiles = self.tile is not None and (self.pixel_budget == 0 or height * width > (self.pixel_budget or 0))
+        return plan_tiles(height, width, self.multiple, self.tile if use_tiles else None, self.overlap)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[None]:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    @torch.inference_mode()
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        x = batch.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            y = self.net(x)
+        return y.float().to("cpu").contiguous()
+
+    def _tiles(self, x: torch.Tensor, plan: TilePlan) -> Iterator[tuple[list[tuple[int, int]], torch.Tensor]]:
+        rows = reflect_indices(plan.padded_height, plan.height)
+        cols = reflect_indices(plan.padded_width, plan.width)
+        coords = [(y, xx) for y in plan.ys for xx in plan.xs]
+        for i in range(0, len(coords), self.tile_batch):
+            chunk = coords[i : i + self.tile_batch]
+            tiles = [
+                x[:, rows[y : y + plan.tile_h]][:, :, cols[xx : xx + plan.tile_w]] for y, xx in chunk
+            ]
+            yield chunk, torch.stack(tiles)
+
+    def __call__(self, x: torch.Tensor, progress: "callable | None" = None) -> torch.Tensor:  # type: ignore[valid-type]
+        """Restore a float32 (3, H, W) CPU tensor in [0, 1]; returns (3, H, W) on the CPU.
+
+        ``progress(done, total)`` is called after each batch of tiles.
+        """
+        if x.dim() != 3:
+            raise ValueError(f"expected a (C, H, W) tensor, got shape {tuple(x.shape)}")
+        x = x.float().cpu()
+        c, h, w = x.shape
+        plan = self.plan(h, w)
+        if not plan.tiled:
+            rows = reflect_indices(plan.padded_height, h)
+            cols = reflect_indices(plan.padded_width, w)
+            xp = x[:, rows][:, :, cols] if (plan.padded_height, plan.padded_width) != (h, w) else x
+            out = self._forward(xp[None])[0, :, :h, :w].contiguous()
+            if progress:
+                progress(1, 1)
+            return out
+        acc = torch.zeros(c, plan.padded_height, plan.padded_width)
+        wy = {y: blend_window(plan.tile_h, plan.overlap, y > 0, y + plan.tile_h < plan.padded_height) for y in plan.ys}
+        wx = {xx: blend_window(plan.tile_w, plan.overlap, xx > 0, xx + plan.tile_w < plan.padded_width) for xx in plan.xs}
+        # The 2-D weights are outer products on a grid, so their sum is the outer product of
+        # the 1-D sums: no full-size weight map is needed.
+        norm_y = torch.zeros(plan.padded_height)
+        norm_x = torch.zeros(plan.padded_width)
+        for y in plan.ys:
+            norm_y[y : y + plan.tile_h] += wy[y]
+        for xx in plan.xs:
+            norm_x[xx : xx + plan.tile_w] += wx[xx]
+        done = 0
+        for chunk, batch in self._tiles(x, plan):
+            out = self._forward(batch)
+            for (y, xx), t in zip(chunk, out):
+                acc[:, y : y + plan.tile_h, xx : xx + plan.tile_w].add_(t * (wy[y][:, None] * wx[xx][None, :]))
+            done += len(chunk)
+            if progress:
+                progress(done, plan.n_tiles)
+        acc = acc[:, :h, :w]
+        acc.div_(norm_y[:h, None] * norm_x[None, :w])
+        return acc.contiguous()

@@ -1,0 +1,134 @@
+"""Turning command-line inputs (files, folders, globs) into restore jobs: which input is
+written where, and which jobs are refused before any work starts (an output that would
+overwrite an input, two inputs with the same output, an output that already exists)."""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .image_io import FORMATS, READABLE_EXTENSIONS
+
+GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass
+class Job:
+    """One input and where its restored image goes; ``error``/``skip`` say why it won't run."""
+
+    src: Path
+    dst: Path | None = None
+    error: str | None = None
+    skip: str | None = None
+
+
+class UsageError(Exception):
+    """The command line cannot be turned into jobs at all (exit status 2)."""
+
+
+def _is_image_name(p: Path) -> bool:
+    return p.suffix.lower() in READABLE_EXTENSIONS
+
+
+def collect_inputs(inputs: list[str], recursive: bool = False) -> list[tuple[Path, Path | None]]:
+    """Expand files, folders and glob patterns into ``(file, folder it came from or None)``.
+
+    A folder contributes the image files in it (by extension), sorted; a missing path or
+    a glob that matches nothing is kept so that it is reported as a failure.
+    """
+    found: list[tuple[Path, Path | None]] = []
+    for raw in inputs:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            it = p.rglob("*") if recursive else p.iterdir()
+            files = sorted(f for f in it if _is_image_name(f) and not f.is_dir() and not f.name.startswith("."))
+            found.extend((f, p) for f in files)
+        elif p.exists() or p.is_symlink() or not (GLOB_CHARS & set(raw)):
+            found.append((p, None))
+        else:
+            matches = sorted(glob.glob(os.path.expanduser(raw), recursive=recursive))
+            files = [Path(m) for m in matches if not Path(m).is_dir()]
+            if not files:
+                found.append((p, None))  # reported as "no such file"
+            found.extend((f, None) for f in files)
+    return found
+
+
+def output_is_file(out: str | None) -> bool:
+    """An ``-o`` value with an image extension names a file; anything else a folder."""
+    return out is not None and Path(out).suffix.lower() in FORMATS and not Path(out).is_dir()
+
+
+def plan_jobs(
+    inputs: list[str],
+    out: str | None,
+    recursive: bool = False,
+    ext: str | None = None,
+    suffix: str = "_restored",
+    skip_existing: bool = False,
+    overwrite: bool = False,
+) -> list[Job]:
+    """Map inputs to outputs.
+
+    Without ``out`` each output sits next to its input as ``NAME{suffix}{ext}``; with a
+    folder ``out``, outputs keep their names (and, for folder inputs, their relative paths);
+    with a file ``out`` (single input only) that is the output. The output extension is
+    ``ext`` if given, else the input's (PNG for inputs no writer handles, e.g. GIF).
+    """
+    if ext is not None:
+        ext = ext if ext.startswith(".") else f".{ext}"
+        if ext.lower() not in FORMATS:
+            raise UsageError(f"--ext {ext}: unknown output format; use one of {', '.join(sorted(FORMATS))}")
+    pairs = collect_inputs(inputs, recursive)
+    if not pairs:
+        raise UsageError("no input images found")
+    file_out = output_is_file(out)
+    if file_out and len(pairs) != 1:
+        raise UsageError(f"-o {out} names a file but there are {len(pairs)} inputs; give a folder instead")
+
+    jobs: list[Job] = []
+    for src, base in pairs:
+        out_ext = ext or (src.suffix if src.suffix.lower() in FORMATS else ".png")
+        if file_out:
+            dst = Path(out)  # type: ignore[arg-type]
+        elif out is None:
+            dst = src.with_name(f"{src.stem}{suffix}{out_ext}")
+        else:
+            rel = src.relative_to(base) if base is not None else Path(src.name)
+            dst = Path(out) / rel.with_suffix(out_ext)
+        jobs.append(Job(src, dst))
+
+    input_ids = {_identity(j.src) for j in jobs}
+    input_paths = {j.src.resolve() for j in jobs}
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        if not (job.src.exists() or job.src.is_symlink()):
+            job.error = "no such file or folder"
+            continue
+        if not job.src.exists():
+            job.error = "broken symbolic link"
+            continue
+        assert job.dst is not None
+        key = job.dst.resolve()
+        if _identity(job.dst) in input_ids or key in input_paths:
+            job.error = f"output {job.dst} would overwrite an input; choose another -o or --suffix"
+        elif key in seen:
+            job.error = f"same output path {job.dst} as {seen[key]}; rename one or use --suffix"
+        else:
+            seen[key] = job.src
+            if job.dst.exists():
+                if skip_existing:
+                    job.skip = "output exists"
+                elif not overwrite:
+                    job.error = f"output {job.dst} exists (use --overwrite or --skip-existing)"
+    return jobs
+
+
+def _identity(p: Path) -> tuple[int, int] | Path:
+    """Same file test that sees through links and case-insensitive file systems."""
+    try:
+        st = p.stat()
+        return (st.st_dev, st.st_ino)
+    except OSError:
+        return p.resolve()
