@@ -1,0 +1,56 @@
+"""Degradation synthesis: haze, rain, blur, noise, JPEG and compounds of them.
+
+Images are float32 numpy arrays, HxWx3, values in [0, 1]. Every call takes its randomness
+from a `numpy.random.Generator` (or a seed) and returns ``(degraded, record)`` where the
+record is a JSON-serialisable dict of everything that was drawn::
+
+    from uniremoval.degrade import synthesize
+    hazy, record = synthesize(clean, "haze", seed=0)
+
+Kinds live in a `Registry`; `REGISTRY` holds the built-ins and `Registry.from_config` makes
+new kinds from a dict/YAML without code.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .blur import BlurParams, add_blur, convolve, disk_kernel, gaussian_kernel, motion_kernel, sample_kernel
+from .haze import HazeParams, add_haze, pseudo_depth
+from .noise import JpegParams, NoiseParams, add_jpeg, add_noise
+from .rain import RainParams, add_rain, streak_kernel
+from .registry import SYNTHESISERS, Kind, Part, Registry, apply_overrides, default_registry
+
+#: The default registry: haze, rain, blur, noise, jpeg, rain+haze, blur+noise, blur+jpeg, mixed.
+REGISTRY: Registry = default_registry()
+
+#: The three kinds Uni-Removal is about, in the canonical order (kind ids 0, 1, 2).
+PRIMARY_KINDS: tuple[str, ...] = ("haze", "rain", "blur")
+
+
+def synthesize(
+    image: np.ndarray,
+    kind: str,
+    rng: np.random.Generator | None = None,
+    *,
+    seed: int | None = None,
+    strength: float | None = None,
+    registry: Registry | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Degrade `image` with `kind`; see `Registry.synthesize`."""
+    return (registry or REGISTRY).synthesize(image, kind, rng, seed=seed, strength=strength)
+
+
+def kinds() -> list[str]:
+    """Names of the kinds in the default registry."""
+    return REGISTRY.names()
+
+
+__all__ = [
+    "BlurParams", "HazeParams", "JpegParams", "NoiseParams", "RainParams",
+    "Kind", "Part", "Registry", "REGISTRY", "PRIMARY_KINDS", "SYNTHESISERS",
+    "add_blur", "add_haze", "add_jpeg", "add_noise", "add_rain", "apply_overrides",
+    "convolve", "default_registry", "disk_kernel", "gaussian_kernel", "kinds", "motion_kernel",
+    "pseudo_depth", "sample_kernel", "streak_kernel", "synthesize",
+]
