@@ -144,16 +144,17 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = DE
     if n_frames > 1:
         notes.append(f"animated {fmt} with {n_frames} frames: only the first frame is restored")
     icc = im.info.get("icc_profile") or None
+    orientation = _orientation(im)
     exif = _exif_bytes(im)
     try:
         if fmt == "PNG" and _png_bit_depth(data) == 16:
             pixels, alpha = _read_png16(data)
             img = Image(pixels, alpha, 16, exif, icc, notes)
-            return _apply_orientation(img, im)
+            return _apply_orientation(img, orientation)
         if fmt == "TIFF" and _tiff_is_16bit(im):
             pixels, alpha = _read_tiff16(data)
             img = Image(pixels, alpha, 16, exif, icc, notes)
-            return _apply_orientation(img, im)
+            return _apply_orientation(img, orientation)
         im.seek(0)
         im.load()
     except ImageReadError:
@@ -167,27 +168,38 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = DE
     return _from_pil(upright, exif, icc, notes, name)
 
 
-def _exif_bytes(im: PILImage.Image) -> bytes | None:
+def _orientation(im: PILImage.Image) -> int:
     try:
-        exif = im.getexif()
+        value = im.getexif().get(0x0112, 1)
+        return int(value) if value in range(1, 9) else 1
+    except Exception:
+        return 1
+
+
+def _exif_bytes(im: PILImage.Image) -> bytes | None:
+    """The EXIF block with orientation set to 1 (the pixels are made upright on read).
+
+    Works on a copy: Pillow caches the Exif object, and exif_transpose still needs the
+    original orientation.
+    """
+    try:
+        raw = im.getexif().tobytes()
+        exif = PILImage.Exif()
+        exif.load(raw)
     except Exception:
         return None
     if not exif:
         return None
     if 0x0112 in exif:
-        exif[0x0112] = 1  # pixels are made upright on read
+        exif[0x0112] = 1
     try:
         return exif.tobytes()
     except Exception:
         return None
 
 
-def _apply_orientation(img: Image, im: PILImage.Image) -> Image:
-    """Rotate/flip the numpy pixels of a 16-bit path by the EXIF orientation tag."""
-    try:
-        orientation = im.getexif().get(0x0112, 1)
-    except Exception:
-        orientation = 1
+def _apply_orientation(img: Image, orientation: int) -> Image:
+    """Rotate/flip the numpy pixels of a 16-bit path by an EXIF orientation value."""
 
     def fix(a: np.ndarray | None) -> np.ndarray | None:
         if a is None:
@@ -331,7 +343,7 @@ def encode_image(img: Image, fmt: str, jpeg_quality: int = 95) -> tuple[bytes, l
         arr, mode = (px, "RGB") if a8 is None else (np.dstack([px, a8]), "RGBA")
     if fmt == "WEBP" and mode == "LA":
         arr, mode = np.dstack([arr[..., 0]] * 3 + [arr[..., 1]]), "RGBA"
-    pil = PILImage.fromarray(np.ascontiguousarray(arr), mode=mode)
+    pil = PILImage.fromarray(np.ascontiguousarray(arr))  # mode follows from shape and dtype
     kw: dict[str, object] = {}
     if fmt == "JPEG":
         kw.update(quality=int(jpeg_quality), subsampling=0 if jpeg_quality >= 90 else 2)

@@ -131,10 +131,10 @@ class Restorer:
     def _pil(self, im: PILImage.Image) -> PILImage.Image:
         mode = im.mode
         if mode in ("RGB", "RGBA", "L", "LA"):
-            return PILImage.fromarray(self._numpy(np.asarray(im)), mode=mode)
+            return PILImage.fromarray(self._numpy(np.asarray(im)))
         if mode.startswith("I;16"):
             out = self._numpy(np.asarray(im).astype(np.uint16))
-            return PILImage.fromarray(out, mode="I;16")
+            return PILImage.fromarray(out)
         # Palette, CMYK, 1-bit, ...: restored in RGB(A), the only modes the network's output fits.
         conv = im.convert("RGBA" if ("transparency" in im.info or mode in ("PA", "RGBa")) else "RGB")
         return self._pil(conv)
@@ -148,7 +148,7 @@ class Restorer:
             raise TypeError("tensor must be floating point with values in [0, 1]")
         colour = 1 if t.shape[0] == 1 else 3
         px = t[:colour].detach().float().cpu().permute(1, 2, 0).numpy()
-        out = torch.from_numpy(self.restore_pixels(px)).permute(2, 0, 1)
+        out = torch.from_numpy(self.restore_pixels(px)).permute(2, 0, 1).to(device=t.device, dtype=t.dtype)
         if t.shape[0] == 4:
-            out = torch.cat([out, t[3:].detach().float().cpu()], 0)
-        return out.to(device=t.device, dtype=t.dtype)
+            out = torch.cat([out, t[3:].detach()], 0)
+        return out

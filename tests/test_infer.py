@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from uniremoval import nets
+from uniremoval.infer import Engine, blend_window, plan_tiles, reflect_indices
+
+
+def _random_plain(depth: int = 4) -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = nets.build("plain", width=8, depth=depth)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.2)
+    return net
+
+
+class _LocalUNet(torch.nn.Module):
+    """A tiny U-Net with no global pooling: local receptive field and a size multiple of 4,
+    the case where tiling must be exact and tile offsets must respect the multiple."""
+
+    size_multiple = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.down = torch.nn.Conv2d(8, 8, 2, stride=2)
+        self.b = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.down2 = torch.nn.Conv2d(8, 8, 2, stride=2)
+        self.up2 = torch.nn.ConvTranspose2d(8, 8, 2, stride=2)
+        self.up = torch.nn.ConvTranspose2d(8, 8, 2, stride=2)
+        self.out = torch.nn.Conv2d(8, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h1 = torch.relu(self.a(x))
+        h2 = torch.relu(self.b(self.down(h1)))
+        h3 = self.up2(torch.relu(self.down2(h2)))
+        return x + self.out(torch.relu(self.up(h2 + h3)) + h1)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (17, 5), (64, 64), (97, 131)])
+def test_output_has_exactly_the_input_size(shape: tuple[int, int]) -> None:
+    net = nets.build("nafnet", width=8, enc_blocks=[1, 1, 1], middle_blocks=1)
+    x = torch.rand(3, *shape)
+    for tile in (None, 16):
+        assert Engine(net, "cpu", tile=tile, overlap=8)(x).shape == x.shape
+
+
+def test_tiled_equals_untiled_for_a_local_network() -> None:
+    net = _random_plain(depth=4)  # receptive radius 4 <= overlap / 4
+    x = torch.rand(3, 123, 201)
+    full = Engine(net, "cpu", tile=None)(x)
+    engine = Engine(net, "cpu", tile=48, overlap=16, tile_batch=3)
+    assert engine.plan(123, 201).n_tiles > 6
+    tiled = engine(x)
+    assert (full - tiled).abs().max().item() < 1e-4
+
+
+def test_tiled_equals_untiled_for_a_local_unet_with_padding() -> None:
+    torch.manual_seed(3)
+    net = _LocalUNet()
+    x = torch.rand(3, 90, 151)  # not a multiple of 4: exercises the reflect padding
+    full = Engine(net, "cpu", tile=None)(x)
+    tiled = Engine(net, "cpu", tile=40, overlap=36, tile_batch=2)(x)
+    assert (full - tiled).abs().max().item() < 1e-4
+
+
+def test_too_small_overlap_is_visible() -> None:
+    """The equality above is not vacuous: with no overlap, tile seams differ."""
+    net = _random_plain(depth=4)
+    x = torch.rand(3, 64, 64)
+    full = Engine(net, "cpu", tile=None)(x)
+    tiled = Engine(net, "cpu", tile=32, overlap=0)(x)
+    assert (full - tiled).abs().max().item() > 1e-3
+
+
+def test_auto_tiles_only_above_the_budget() -> None:
+    net = _random_plain()
+    e = Engine(net, "cpu", tile="auto", pixel_budget=100 * 100)
+    assert not e.plan(100, 100).tiled
+    assert e.plan(2000, 3000).tiled
+    p = e.plan(2000, 3000)
+    # every pixel is covered, tiles stay inside the padded image
+    assert p.ys[-1] + p.tile_h == p.padded_height and p.xs[-1] + p.tile_w == p.padded_width
+
+
+def test_deterministic_and_progress_reported() -> None:
+    net = _random_plain()
+    x = torch.rand(3, 70, 90)
+    calls: list[tuple[int, int]] = []
+    e = Engine(net, "cpu", tile=32, overlap=8)
+    a = e(x, progress=lambda d, t: calls.append((d, t)))
+    b = e(x)
+    assert torch.equal(a, b)
+    assert calls[-1][0] == calls[-1][1] == e.plan(70, 90).n_tiles
+
+
+def test_bf16_is_close_to_fp32() -> None:
+    net = nets.build("nafnet", width=8, enc_blocks=[1, 1], middle_blocks=1)
+    x = torch.rand(3, 48, 48)
+    a = Engine(net, "cpu", precision="fp32")(x)
+    b = Engine(net, "cpu", precision="bf16")(x)
+    assert b.dtype == torch.float32
+    assert (a - b).abs().max().item() < 0.05
+
+
+def test_bad_options_are_rejected() -> None:
+    net = _random_plain()
+    with pytest.raises(ValueError, match="precision"):
+        Engine(net, "cpu", precision="fp8")
+    with pytest.raises(ValueError, match="fp16"):
+        Engine(net, "cpu", precision="fp16")
+    with pytest.raises(ValueError, match="overlap"):
+        Engine(net, "cpu", tile=16, overlap=16)(torch.rand(3, 64, 64))
+
+
+def test_reflect_indices_and_windows() -> None:
+    assert reflect_indices(7, 3).tolist() == [0, 1, 2, 1, 0, 1, 2]
+    assert reflect_indices(4, 1).tolist() == [0, 0, 0, 0]
+    w = blend_window(32, 16, inner_start=True, inner_end=False)
+    assert w[:4].eq(0).all() and w[12:].eq(1).all() and (w[4:12] > 0).all()
+    plan = plan_tiles(100, 10, multiple=8, tile=40, overlap=10)
+    assert plan.overlap == 16 and all(y % 8 == 0 for y in plan.ys)
