@@ -1,0 +1,153 @@
+"""On-the-fly synthetic pairs from a folder of clean photos."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from ..degrade import PRIMARY_KINDS, REGISTRY, Registry
+from .io import check_image, list_images, read_image, to_tensor
+from .manifest import ManifestMixin
+from .transforms import pad_to, random_crop_box
+
+
+def scan_clean(
+    paths: Path | Sequence[Path], full: bool = True, recursive: bool = True
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Split images into (readable, [(unreadable, reason)]); a folder is listed first.
+
+    `full` decodes every image (catches truncated files); otherwise headers only.
+    """
+    files = list_images(Path(paths), recursive) if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    good: list[Path] = []
+    bad: list[tuple[Path, str]] = []
+    for f in files:
+        reason = check_image(f, full)
+        if reason is None:
+            good.append(f)
+        else:
+            bad.append((f, reason))
+    return good, bad
+
+
+class SyntheticPairs(Dataset, ManifestMixin):
+    """Degraded/clean pairs made on the fly from clean photos.
+
+    Item i has kind ``kinds[i % len(kinds)]``, so any run of ``len(kinds)`` consecutive
+    indices holds every kind and `item_kinds` is known without reading images (see
+    `KindGroupedBatchSampler`). Everything random about item i (which photo, crop, flip,
+    degradation) comes from ``numpy.random.default_rng(seed + epoch * len(self) + i)``; that
+    seed is in ``params["seed"]``, so items do not depend on worker count or order.
+
+    Each crop is taken with a `margin` on every side, degraded, and the margin cut off, so
+    blur and rain near the crop border see real image content (no padding artefacts).
+
+    Unreadable files in the clean folder are skipped at construction and listed in
+    ``self.skipped`` as ``(path, reason)``.
+
+    Items: ``{"input", "target": 3xHxW float tensors in [0, 1], "kind": str,
+    "kind_id": int, "name": str, "params": dict}``.
+    """
+
+    def __init__(
+        self,
+        clean: Path | Sequence[Path],
+        kinds: Sequence[str] = PRIMARY_KINDS,
+        crop: int | None = 128,
+        seed: int = 0,
+        length: int | None = None,
+        hflip: bool = True,
+        margin: int = 16,
+        registry: Registry | None = None,
+        full_check: bool = True,
+        cache: bool = False,
+    ) -> None:
+        self.registry = registry or REGISTRY
+        self.kinds = tuple(kinds)
+        if not self.kinds:
+            raise ValueError("no kinds given")
+        for k in self.kinds:
+            self.registry.get(k)  # fail early on an unknown kind
+        self.images, self.skipped = scan_clean(clean, full=full_check)
+        if not self.images:
+            raise ValueError(f"{clean}: no readable images")
+        self.root = Path(clean) if isinstance(clean, (str, Path)) else Path(self.images[0]).parent
+        self.crop = crop
+        self.seed = int(seed)
+        self.length = int(length) if length is not None else len(self.images) * len(self.kinds)
+        self.hflip = hflip
+        self.margin = int(margin)
+        self.epoch = 0
+        self.cache = cache
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        """New crops/degradations for a new epoch (deterministic per epoch)."""
+        self.epoch = int(epoch)
+
+    def kind_of(self, index: int) -> str:
+        """Kind of item `index` (no image is read)."""
+        return self.kinds[index % len(self.kinds)]
+
+    def item_kinds(self) -> list[str]:
+        """Kind of every item."""
+        return [self.kind_of(i) for i in range(len(self))]
+
+    def files(self) -> list[Path]:
+        """The clean images used."""
+        return list(self.images)
+
+    def _load(self, j: int) -> np.ndarray:
+        if self.cache and j in self._cache:
+            return self._cache[j]
+        img = read_image(self.images[j])
+        if self.cache:
+            # uint8 keeps the per-worker cache at a quarter of the float size.
+            self._cache[j] = img = (img * 255.0 + 0.5).astype(np.uint8).astype(np.float32) / 255.0
+        return img
+
+    def item_seed(self, index: int) -> int:
+        """The seed of item `index` in the current epoch."""
+        return self.seed + self.epoch * len(self) + index
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        kind = self.kind_of(index)
+        seed = self.item_seed(index)
+        rng = np.random.default_rng(seed)
+        j = int(rng.integers(len(self.images)))
+        img = self._load(j)
+        info: dict[str, Any] = {"source": self.images[j].name}
+        if self.crop is not None:
+            size = self.crop
+            # Use the margin only as far as the photo allows; the rest is reflect padding.
+            m = max(min(self.margin, (min(img.shape[:2]) - size) // 2), 0)
+            big = pad_to(img, size + 2 * m, size + 2 * m)
+            y, x = random_crop_box(rng, big.shape[0], big.shape[1], size + 2 * m)
+            img = big[y : y + size + 2 * m, x : x + size + 2 * m]
+            info["crop"] = [y + m, x + m, size]
+        else:
+            m = 0
+        if self.hflip and rng.random() < 0.5:
+            img = img[:, ::-1]
+            info["hflip"] = True
+        img = np.ascontiguousarray(img)
+        degraded, record = self.registry.synthesize(img, kind, rng)
+        if m:
+            img, degraded = img[m:-m, m:-m], degraded[m:-m, m:-m]
+        record["seed"] = seed
+        record.update(info)
+        return {
+            "input": to_tensor(degraded),
+            "target": to_tensor(img),
+            "kind": kind,
+            "kind_id": self.kinds.index(kind),
+            "name": f"{self.images[j].stem}_{index}",
+            "params": record,
+        }
