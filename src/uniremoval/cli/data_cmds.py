@@ -1,8 +1,283 @@
-"""Data commands (`uniremoval synth`, `uniremoval data ...`): filled in by the synthesis work."""
+"""Data commands: `uniremoval synth` and `uniremoval data check|manifest|verify`.
+
+Exit status: 0 all fine, 1 when any file failed or a check found problems, 2 on usage
+errors. Heavy modules (numpy, torch, the synthesis code) are imported inside the commands
+so `uniremoval --help` stays fast.
+"""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Optional
+
 import typer
+from rich.console import Console
+
+_err = Console(stderr=True, highlight=False)
+_out = Console(highlight=False)
+
+data_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Check datasets and write/verify manifests.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    _err.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
+    return typer.Exit(code)
+
+
+def _problem(path: Path | str, reason: str) -> None:
+    # One line per bad file: the file, then why; escaped so odd names print as they are.
+    from rich.markup import escape
+
+    _err.print(f"[yellow]{escape(str(path))}[/]: {escape(reason)}", soft_wrap=True)
+
+
+def _parse_floats(text: str, name: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise _fail(f"{name} {text!r}: expected comma-separated numbers", 2)
+    if not vals or any(not 0.0 <= v <= 1.0 for v in vals):
+        raise _fail(f"{name} {text!r}: values must lie in [0, 1]", 2)
+    return vals
+
+
+def _is_within(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def synth(
+    clean_dir: Path = typer.Argument(..., help="Folder of clean photos (searched recursively).", show_default=False),
+    output: Path = typer.Option(..., "-o", "--output", help="Output folder (or a .png file with --preview)."),
+    kinds: str = typer.Option("haze,rain,blur", help="Comma-separated degradation kinds (see --list-kinds)."),
+    seed: int = typer.Option(0, help="Base seed; item i uses seed + i, so outputs are reproducible."),
+    per_image: int = typer.Option(1, "--per-image", min=1, help="Degraded versions per photo and kind."),
+    size: Optional[int] = typer.Option(None, min=8, help="Random square crop of this size (padded if smaller)."),
+    resize: Optional[int] = typer.Option(None, min=8, help="Resize so the shorter side is this many pixels first."),
+    config: Optional[Path] = typer.Option(None, help="YAML with kind parameter ranges and compound kinds."),
+    preview: bool = typer.Option(False, "--preview", help="Write a contact sheet PNG instead: rows = kinds, columns = strengths."),
+    strengths: str = typer.Option("0,0.25,0.5,0.75,1", help="Strengths for --preview (each in [0, 1])."),
+    overwrite: bool = typer.Option(False, help="Replace existing outputs."),
+    list_kinds: bool = typer.Option(False, "--list-kinds", help="List the available kinds and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Make a paired synthetic set: OUT/input, OUT/target and per-image parameter JSON in OUT/params."""
+    from ..degrade import REGISTRY, Registry
+
+    try:
+        registry = Registry.from_config(config) if config else REGISTRY
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise _fail(f"{config}: bad kind config: {e}", 2)
+    if list_kinds:
+        for name in registry.names():
+            _out.print(name)
+        return
+    kind_list = [k.strip() for k in kinds.split(",") if k.strip()]
+    unknown = [k for k in kind_list if k not in registry]
+    if not kind_list or unknown:
+        raise _fail(f"--kinds: unknown kind(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(registry.names())}", 2)
+    if not clean_dir.is_dir():
+        raise _fail(f"{clean_dir}: not a folder", 2)
+
+    import numpy as np
+
+    from ..data.io import read_image, write_atomic, write_png
+    from ..data.manifest import write_manifest
+    from ..data.synthetic import scan_clean
+    from ..data.transforms import pad_to, random_crop_box
+
+    good, bad = scan_clean(clean_dir, full=False)
+    for path, reason in bad:
+        _problem(path, reason)
+    if not good:
+        raise _fail(f"{clean_dir}: no readable images")
+
+    def prepare(img: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        if resize is not None:
+            img = _resize_short(img, resize)
+        if size is not None:
+            img = pad_to(img, size, size)
+            if rng is None:  # preview: the centre
+                y, x = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
+            else:
+                y, x = random_crop_box(rng, img.shape[0], img.shape[1], size)
+            img = img[y : y + size, x : x + size]
+        return np.ascontiguousarray(img)
+
+    if preview:
+        from PIL import Image
+
+        from ..degrade.preview import contact_sheet
+
+        svals = _parse_floats(strengths, "--strengths")
+        target = output if output.suffix.lower() == ".png" else output / "preview.png"
+        if target.exists() and not overwrite:
+            raise _fail(f"{target}: exists; use --overwrite to replace it", 2)
+        failures = len(bad)
+        for path in good:
+            try:
+                img = read_image(path)
+                break
+            except Exception as e:  # unreadable despite a good header: try the next one
+                _problem(path, str(e).split(": ", 1)[-1])
+                failures += 1
+        else:
+            raise _fail(f"{clean_dir}: no readable images")
+        if size is None and resize is None:
+            img = _resize_short(img, 192)
+        sheet = contact_sheet(prepare(img, None), kind_list, svals, seed=seed, registry=registry)
+        write_atomic(target, lambda f: Image.fromarray(sheet).save(f, format="PNG"))
+        _out.print(f"wrote {target} ({len(kind_list)} kinds x {len(svals)} strengths, from {path.name})")
+        raise typer.Exit(1 if failures else 0)
+
+    if _is_within(output, clean_dir):
+        raise _fail(f"{output}: output must not be inside the clean folder {clean_dir} (inputs are never modified)", 2)
+    dirs = {d: output / d for d in ("input", "target", "params")}
+    existing = [p for d in dirs.values() if d.is_dir() for p in d.iterdir()]
+    if existing and not overwrite:
+        raise _fail(f"{output}: already holds {len(existing)} files; use --overwrite to replace them", 2)
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    n_items = len(good) * len(kind_list) * per_image
+    failures = len(bad)
+    written: list[Path] = []
+    with Progress(
+        TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=_err, disable=quiet, transient=True,
+    ) as bar:
+        task = bar.add_task("synth", total=n_items)
+        for i, path in enumerate(good):
+            try:
+                clean = read_image(path)
+            except Exception as e:
+                _problem(path, str(e).split(": ", 1)[-1])
+                failures += 1
+                bar.advance(task, len(kind_list) * per_image)
+                continue
+            for ki, kind in enumerate(kind_list):
+                for j in range(per_image):
+                    index = (i * len(kind_list) + ki) * per_image + j
+                    item_seed = seed + index
+                    rng = np.random.default_rng(item_seed)
+                    target_img = prepare(clean, rng)
+                    degraded, record = registry.synthesize(target_img, kind, rng)
+                    record.update(seed=item_seed, index=index, source=path.relative_to(clean_dir).as_posix(),
+                                  resize=resize, size=[int(target_img.shape[0]), int(target_img.shape[1])])
+                    name = f"{path.stem}_{kind.replace('+', '-')}_{j}"
+                    write_png(dirs["input"] / f"{name}.png", degraded)
+                    write_png(dirs["target"] / f"{name}.png", target_img)
+                    text = json.dumps(record, indent=1).encode()
+                    write_atomic(dirs["params"] / f"{name}.json", lambda f, t=text: f.write(t))
+                    written += [dirs[d] / f"{name}{'.json' if d == 'params' else '.png'}" for d in dirs]
+                    bar.advance(task)
+    write_manifest(output, written)
+    _out.print(f"wrote {n_items - (failures - len(bad)) * len(kind_list) * per_image} pairs to {output} "
+               f"({len(good)} photos x {len(kind_list)} kinds x {per_image}); manifest: {output / 'manifest.json'}")
+    if failures:
+        _err.print(f"{failures} file(s) skipped")
+        raise typer.Exit(1)
+
+
+def _resize_short(img, short: int):
+    """Resize a float HxWx3 image so its shorter side is `short` (Lanczos via Pillow)."""
+    import numpy as np
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    scale = short / min(h, w)
+    nh, nw = max(int(round(h * scale)), 1), max(int(round(w * scale)), 1)
+    chans = [np.asarray(Image.fromarray(img[:, :, c].astype(np.float32), mode="F").resize((nw, nh), Image.LANCZOS))
+             for c in range(3)]
+    return np.clip(np.stack(chans, axis=2), 0.0, 1.0).astype(np.float32)
+
+
+@data_app.command("check")
+def check(
+    root: Path = typer.Argument(..., help="Dataset folder (a public layout, input/ + target/, or plain images).", show_default=False),
+    layout: str = typer.Option("auto", help="auto | reside | rain100 | rain13k | gopro | realblur | spa | input_target"),
+    quick: bool = typer.Option(False, help="Read headers only (faster; misses truncated files)."),
+) -> None:
+    """Report missing pairs, size mismatches and unreadable files; exit 1 if any."""
+    from ..data.check import check_dataset
+    from ..data.layouts import LAYOUTS
+
+    if layout != "auto" and layout not in LAYOUTS:
+        raise _fail(f"--layout {layout!r}: use auto or one of {', '.join(LAYOUTS)}", 2)
+    if not root.is_dir():
+        raise _fail(f"{root}: not a folder", 2)
+    rep = check_dataset(root, layout, full=not quick)
+    for path, reason in rep.unreadable:
+        _problem(path, reason)
+    for path, reason in rep.missing:
+        _problem(path, reason)
+    for path, reason in rep.mismatched:
+        _problem(path, f"size mismatch: {reason}")
+
+    from rich.table import Table
+
+    t = Table(title=f"{root} (layout: {rep.layout})", show_header=True)
+    for col in ("pairs", "images", "missing partner", "size mismatch", "unreadable"):
+        t.add_column(col, justify="right")
+    t.add_row(str(rep.pairs), str(rep.images), str(len(rep.missing)), str(len(rep.mismatched)), str(len(rep.unreadable)))
+    _out.print(t)
+    if rep.layout != "clean" and rep.pairs == 0:
+        _err.print("no pairs found")
+        raise typer.Exit(1)
+    raise typer.Exit(1 if rep.problems else 0)
+
+
+@data_app.command("manifest")
+def manifest(
+    root: Path = typer.Argument(..., help="Folder whose image files (recursively) are listed.", show_default=False),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Manifest path (default ROOT/manifest.json)."),
+) -> None:
+    """Write a manifest (relative path, size, sha256) of every image under ROOT."""
+    from ..data.io import list_images
+    from ..data.manifest import write_manifest
+
+    if not root.is_dir():
+        raise _fail(f"{root}: not a folder", 2)
+    files = list_images(root)
+    if not files:
+        raise _fail(f"{root}: no images")
+    out = write_manifest(root, files, output)
+    _out.print(f"wrote {out} ({len(files)} files)")
+
+
+@data_app.command("verify")
+def verify(
+    manifest_path: Path = typer.Argument(..., help="A manifest.json written by `data manifest` or `synth`.", show_default=False),
+    root: Optional[Path] = typer.Option(None, help="Dataset root (default: the manifest's folder)."),
+) -> None:
+    """Check files against a manifest: report missing and changed files; exit 1 if any."""
+    from ..data.manifest import verify_manifest
+
+    if not manifest_path.is_file():
+        raise _fail(f"{manifest_path}: no such file", 2)
+    try:
+        rep = verify_manifest(manifest_path, root)
+    except (ValueError, KeyError) as e:
+        raise _fail(f"{manifest_path}: not a manifest ({e})", 2)
+    for p in rep.missing:
+        _problem(p, "missing")
+    for p in rep.changed:
+        _problem(p, "changed (size or sha256 differs)")
+    _out.print(f"{len(rep.ok)} ok, {len(rep.missing)} missing, {len(rep.changed)} changed")
+    raise typer.Exit(0 if rep.passed else 1)
 
 
 def register(app: typer.Typer) -> None:
-    """Attach the data commands to the top-level app."""
+    """Attach `synth` and the `data` sub-commands to the top-level app."""
+    app.command("synth")(synth)
+    app.add_typer(data_app, name="data")

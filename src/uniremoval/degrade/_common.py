@@ -36,20 +36,24 @@ def pick(rng: np.random.Generator, bounds: Sequence[float], strength: float | No
     without a separate code path.
     """
     lo, hi = float(bounds[0]), float(bounds[1])
-    if strength is None:
-        # A range may be listed high -> low so that strength 1 means "worst"; draw the same.
-        return lo if lo == hi else float(rng.uniform(min(lo, hi), max(lo, hi)))
-    s = min(max(float(strength), 0.0), 1.0)
-    return lo + s * (hi - lo)
+    # Always consume one draw, so the other parameters of a call do not depend on whether a
+    # strength was given: a preview row at several strengths differs in strength only.
+    u = float(rng.random())
+    if strength is not None:
+        u = min(max(float(strength), 0.0), 1.0)
+        return lo + u * (hi - lo)
+    # A range may be listed high -> low so that strength 1 means "worst"; draw the same.
+    return min(lo, hi) + u * abs(hi - lo)
 
 
 def pick_int(rng: np.random.Generator, bounds: Sequence[float], strength: float | None = None) -> int:
     """Integer version of `pick` (inclusive bounds)."""
     lo, hi = int(bounds[0]), int(bounds[1])
-    if strength is None:
-        return int(rng.integers(min(lo, hi), max(lo, hi) + 1))
-    s = min(max(float(strength), 0.0), 1.0)
-    return int(round(lo + s * (hi - lo)))
+    u = float(rng.random())  # always one draw, as in `pick`
+    if strength is not None:
+        u = min(max(float(strength), 0.0), 1.0)
+        return int(round(lo + u * (hi - lo)))
+    return min(lo, hi) + min(int(u * (abs(hi - lo) + 1)), abs(hi - lo))
 
 
 def choose(rng: np.random.Generator, weights: dict[str, float]) -> str:

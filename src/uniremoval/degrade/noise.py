@@ -24,7 +24,7 @@ class NoiseParams:
     """Noise model -> probability."""
     sigma: Range = (0.01, 0.08)
     """Gaussian sigma (Gaussian model), in [0, 1] intensity units."""
-    peak: Range = (300.0, 15.0)
+    peak: Range = (300.0, 30.0)
     """Photons at white (Poisson-Gaussian); listed high -> low so strength 1 is the noisiest."""
     read_sigma: Range = (0.002, 0.02)
     """Read-noise sigma added in the Poisson-Gaussian model."""

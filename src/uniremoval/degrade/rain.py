@@ -113,7 +113,10 @@ def add_rain(
             "density": density * (1.3**i),
             "brightness": bright * (0.7**i),
         }
-        s = streak_layer(h, w, rng, lay["length"], lay["angle"], lay["width"], lay["density"])
+        # A child generator: the field size depends on the streak length (hence on strength),
+        # and the parent stream must not, so later draws stay put across strengths.
+        layer_rng = np.random.default_rng(int(rng.integers(2**63)))
+        s = streak_layer(h, w, layer_rng, lay["length"], lay["angle"], lay["width"], lay["density"])
         keep *= 1.0 - lay["brightness"] * s
         layers.append({k: r(v) for k, v in lay.items()})
     streaks = 1.0 - keep
