@@ -208,3 +208,22 @@ def test_uint8_input_accepted() -> None:
     img = (_image() * 255).astype(np.uint8)
     out, _ = synthesize(img, "noise", seed=0)
     assert out.dtype == np.float32 and out.max() <= 1.0
+
+
+@pytest.mark.parametrize("kind", ["haze", "rain", "rain+haze"])
+def test_strength_changes_only_strength_parameters(kind: str) -> None:
+    # Preview rows use one seed at several strengths; the other draws must not shift.
+    img = _image()
+    _, lo = synthesize(img, kind, seed=11, strength=0.0)
+    _, hi = synthesize(img, kind, seed=11, strength=1.0)
+    lo_parts = lo["params"]["parts"] if "parts" in lo["params"] else [{"kind": kind, "params": lo["params"]}]
+    hi_parts = hi["params"]["parts"] if "parts" in hi["params"] else [{"kind": kind, "params": hi["params"]}]
+    assert [p["kind"] for p in lo_parts] == [p["kind"] for p in hi_parts]
+    for a, b in zip(lo_parts, hi_parts):
+        if a["kind"] == "haze":
+            assert a["params"]["airlight"] == b["params"]["airlight"]
+            assert a["params"]["depth_source"] == b["params"]["depth_source"]
+            assert a["params"]["beta"] < b["params"]["beta"]
+        else:
+            assert [l["angle"] for l in a["params"]["layers"]] == [l["angle"] for l in b["params"]["layers"]]
+            assert a["params"]["layers"][0]["density"] < b["params"]["layers"][0]["density"]
