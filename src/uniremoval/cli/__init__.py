@@ -224,6 +224,10 @@ from . import data_cmds as _data_cmds  # noqa: E402
 
 _data_cmds.register(app)
 
+from . import train_cmds as _train_cmds  # noqa: E402
+
+_train_cmds.register(app)
+
 
 def main() -> None:
     """Console-script entry point."""

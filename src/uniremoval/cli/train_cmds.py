@@ -1,0 +1,118 @@
+"""Training commands: ``uniremoval train teacher`` (stage 0), ``train show-config``, ``train export``.
+
+Runs on one process as is, or data-parallel under torchrun with the same config::
+
+    torchrun --standalone --nproc_per_node=2 $(which uniremoval) train teacher --kind haze --config configs/teacher.yaml
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+train_app = typer.Typer(
+    no_args_is_help=True,
+    help="Train the method's networks (stage 0: specialist teachers).",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+SET_HELP = "Override a config value: --set optim.lr=1e-4 (repeatable; the value is parsed as YAML)."
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+@train_app.command()
+def teacher(
+    kind: str = typer.Option(..., "--kind", "-k", help="Degradation kind this teacher removes (haze, rain, blur, or any registered kind)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Experiment YAML (e.g. configs/teacher.yaml)."),
+    set_: List[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    steps: Optional[int] = typer.Option(None, help="Shortcut for --set run.steps=N."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
+) -> None:
+    """Train (or resume) a specialist teacher for one degradation kind; export its EMA weights."""
+    from ..train.config import ConfigError, dump_yaml
+    from ..stages.teacher import load_teacher_config, train_teacher
+
+    overrides = list(set_) + ([f"run.steps={steps}"] if steps is not None else [])
+    try:
+        cfg = load_teacher_config(config, kind=kind, overrides=overrides)
+    except ConfigError as e:
+        raise _fail(str(e), 2)
+    if dry_run:
+        typer.echo(dump_yaml(cfg), nl=False)
+        return
+    try:
+        res = train_teacher(cfg)
+    except ConfigError as e:
+        raise _fail(str(e), 2)
+    except KeyboardInterrupt:
+        raise _fail("interrupted; run the same command again to resume from the last checkpoint", 130)
+    if res.export is not None:
+        out.print(f"teacher ({kind}) after {res.step} steps: {res.export}")
+
+
+@train_app.command("show-config")
+def show_config(
+    config: Optional[Path] = typer.Argument(None, help="Experiment YAML (default: built-in defaults)."),
+    kind: Optional[str] = typer.Option(None, "--kind", "-k"),
+    set_: List[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+) -> None:
+    """Validate a teacher config and print it fully resolved (defaults filled in)."""
+    from ..train.config import ConfigError, dump_yaml
+    from ..stages.teacher import load_teacher_config
+
+    try:
+        cfg = load_teacher_config(config, kind=kind, overrides=set_)
+    except ConfigError as e:
+        raise _fail(str(e), 2)
+    typer.echo(dump_yaml(cfg), nl=False)
+
+
+@train_app.command("export")
+def export(
+    run_dir: Path = typer.Argument(..., help="A run folder (holds config.yaml and ckpt/)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Model .json to write (default: RUN/export/NAME-STEP.json)."),
+    best: bool = typer.Option(False, "--best", help="Export the best validated weights instead of the last checkpoint."),
+    raw: bool = typer.Option(False, "--raw", help="Export the raw weights instead of the EMA."),
+    half: bool = typer.Option(False, "--half", help="Store fp16 weights."),
+) -> None:
+    """Export a checkpoint of a teacher run (e.g. an unfinished one) as a model file."""
+    from ..modelfile import save_model
+    from ..nets import build
+    from ..stages.teacher import load_teacher_config
+    from ..train import checkpoint as ckpt
+    from ..train.config import ConfigError
+    from ..train.trainer import git_commit
+
+    try:
+        cfg = load_teacher_config(run_dir / "config.yaml")
+    except ConfigError as e:
+        raise _fail(str(e), 2)
+    path = run_dir / "ckpt" / ("best.pt" if best else "last.pt")
+    if not path.is_file():
+        raise _fail(f"{path}: no such checkpoint")
+    state = ckpt.load(path)
+    if best:
+        weights = state["modules"]["net"] if raw or "net" not in state["ema"] else state["ema"]["net"]
+    else:
+        comp = state["components"]["net"]
+        weights = comp["module"] if raw or comp["ema"] is None else comp["ema"]["module"]
+    net = build(cfg.model.arch, **cfg.model.args)
+    net.load_state_dict(weights)
+    step = int(state["step"])
+    dest = output or run_dir / "export" / f"{cfg.run.name}-{step}{'-best' if best else ''}.json"
+    prov = {"stage_config": state.get("config"), "steps": step, "checkpoint": str(path), "weights": "raw" if raw else "ema", "git_commit": git_commit()}
+    written = save_model(net, dest, cfg.model.arch, cfg.model.args, [cfg.kind], prov, half=half)
+    out.print(str(written))
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``train`` to the top-level app."""
+    app.add_typer(train_app, name="train")

@@ -1,0 +1,1 @@
+"""Training stages of the method (METHOD.md): ``teacher`` (stage 0); later: transfer, adaptation."""

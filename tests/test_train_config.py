@@ -1,0 +1,140 @@
+"""Typed configs: validation, overrides, resolved config round trip; schedules; EMA; checkpoints."""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from uniremoval.train import checkpoint as ckpt
+from uniremoval.train.config import ConfigError, RunConfig, ScheduleConfig, apply_override, dump_yaml, from_dict, load_config
+from uniremoval.train.ema import EMA
+from uniremoval.train.schedule import build_scheduler, lr_factor
+from uniremoval.stages.teacher import TeacherConfig, load_teacher_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_configs_validate() -> None:
+    for name in ("teacher.yaml", "tiny_teacher.yaml"):
+        cfg = load_teacher_config(ROOT / "configs" / name, kind="rain")
+        assert cfg.kind == "rain"
+    cfg = load_teacher_config(ROOT / "configs" / "teacher.yaml", kind="haze")
+    assert cfg.run.name == "teacher-haze" and cfg.model.arch == "nafnet-small" and cfg.data.crop == 128
+    assert cfg.data.batch_size == 16 and cfg.optim.lr == pytest.approx(2e-4)
+
+
+def test_unknown_keys_and_types_are_rejected(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("run: {stepz: 3}\n")
+    with pytest.raises(ConfigError, match=r"run: unknown key\(s\) stepz"):
+        load_config(TeacherConfig, p)
+    p.write_text("run: {steps: ten}\n")
+    with pytest.raises(ConfigError, match="run.steps: expected an integer"):
+        load_config(TeacherConfig, p)
+    p.write_text("optim: {name: sgd}\n")
+    with pytest.raises(ConfigError, match="optim.name"):
+        load_config(TeacherConfig, p)
+    p.write_text("run: {steps: 0}\n")
+    with pytest.raises(ConfigError, match="at least 1"):
+        load_config(TeacherConfig, p)
+    p.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(TeacherConfig, p)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(TeacherConfig, tmp_path / "missing.yaml")
+
+
+def test_overrides_parse_yaml_values() -> None:
+    cfg = load_config(
+        TeacherConfig,
+        None,
+        ["optim.lr=1e-4", "model.args.enc_blocks=[1, 2]", "run.threads=null", "run.channels_last=true", "data.clean_dir=/x y"],
+    )
+    assert cfg.optim.lr == pytest.approx(1e-4)  # YAML "1e-4" is a string; floats accept it
+    assert cfg.model.args == {"enc_blocks": [1, 2]}
+    assert cfg.run.threads is None and cfg.run.channels_last is True
+    assert cfg.data.clean_dir == "/x y"
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(TeacherConfig, None, ["optim.lr"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(TeacherConfig, None, ["optim.learning_rate=1"])
+    d: dict = {"a": 1}
+    with pytest.raises(ConfigError, match="not a mapping"):
+        apply_override(d, "a.b=2")
+
+
+def test_resolved_config_round_trips() -> None:
+    cfg = load_teacher_config(ROOT / "configs" / "teacher.yaml", kind="blur", overrides=["run.steps=7"])
+    import yaml
+
+    back = from_dict(TeacherConfig, yaml.safe_load(dump_yaml(cfg)))
+    assert back == cfg and back.run.steps == 7
+
+
+@dataclass
+class _Nested:
+    xs: list[int] = field(default_factory=list)
+    maybe: float | None = None
+
+
+def test_nested_types() -> None:
+    assert from_dict(_Nested, {"xs": [1, 2], "maybe": 3}).maybe == 3.0
+    with pytest.raises(ConfigError, match=r"xs\[1\]"):
+        from_dict(_Nested, {"xs": [1, "b"]})
+    with pytest.raises(ConfigError, match="true/false"):
+        from_dict(RunConfig, {"resume": "yes"})
+
+
+def test_warmup_cosine_schedule() -> None:
+    cfg = ScheduleConfig(name="cosine", warmup_steps=10, warmup_start=0.0, min_lr_ratio=0.1)
+    assert lr_factor(0, 110, cfg) == 0.0
+    assert lr_factor(5, 110, cfg) == pytest.approx(0.5)
+    assert lr_factor(10, 110, cfg) == pytest.approx(1.0)
+    assert lr_factor(60, 110, cfg) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lr_factor(110, 110, cfg) == pytest.approx(0.1)
+    assert lr_factor(500, 110, cfg) == pytest.approx(0.1)
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=2.0)
+    sched = build_scheduler(opt, 110, cfg)
+    for _ in range(60):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(2.0 * (0.1 + 0.9 * 0.5))
+    vals = [lr_factor(s, 110, cfg) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(vals, vals[1:]))  # monotone decay after warm-up
+    assert math.isclose(lr_factor(3, 110, ScheduleConfig(name="constant")), 1.0)
+
+
+def test_ema_tracks_weights() -> None:
+    net = torch.nn.Linear(2, 2)
+    ema = EMA(net, decay=0.9)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    for _ in range(200):
+        ema.update(net)
+    assert torch.allclose(ema.module.weight, torch.ones(2, 2), atol=1e-6)
+    assert not any(p.requires_grad for p in ema.module.parameters())
+    state = ema.state_dict()
+    other = EMA(torch.nn.Linear(2, 2), decay=0.9)
+    other.load_state_dict(state)
+    assert other.num_updates == 200 and torch.equal(other.module.weight, ema.module.weight)
+
+
+def test_checkpoint_is_weights_only_loadable_and_restores_rng(tmp_path: Path) -> None:
+    random.seed(3)
+    np.random.seed(4)
+    torch.manual_seed(5)
+    np.random.standard_normal()  # leaves a cached gaussian in the state
+    state = {"rng": ckpt.rng_state(), "w": torch.arange(3)}
+    path = ckpt.save_atomic(state, tmp_path / "c" / "x.pt")
+    expect = (random.random(), np.random.standard_normal(), torch.rand(1))
+    loaded = ckpt.load(path)  # weights_only=True inside
+    ckpt.set_rng_state(loaded["rng"])
+    got = (random.random(), np.random.standard_normal(), torch.rand(1))
+    assert got[0] == expect[0] and got[1] == expect[1] and torch.equal(got[2], expect[2])
+    assert [p.name for p in path.parent.iterdir()] == ["x.pt"]  # no temporary left behind
