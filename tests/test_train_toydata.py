@@ -70,9 +70,14 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--dump", help="save this process's final weights to DUMP.rank<R>.pt")
     args = ap.parse_args(argv)
     cfg = tiny_config(Path(args.out), *args.set)
-    train_teacher(cfg, ToyPairs(cfg.data.crop), val_items())
+    res = train_teacher(cfg, ToyPairs(cfg.data.crop), val_items())
+    if args.dump and res.net is not None:
+        import os
+
+        torch.save(res.net.state_dict(), f"{args.dump}.rank{os.environ.get('RANK', '0')}.pt")
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import Any, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import Dataset
 
 from .. import nets
@@ -83,6 +84,9 @@ class TeacherResult:
     export: Path | None
     step: int
     metrics: dict[str, float]
+    #: The trained network (raw weights; ``ema`` holds the averaged copy when enabled).
+    net: nn.Module | None = None
+    ema: nn.Module | None = None
 
 
 def load_teacher_config(path: str | Path | None, kind: str | None = None, overrides: Sequence[str] = ()) -> TeacherConfig:
@@ -196,6 +200,7 @@ def train_teacher(
         export = None
         if tr.step >= cfg.run.steps and cfg.run.export:
             export = tr.export("net", cfg.model.arch, cfg.model.args, [cfg.kind], data=data_desc)
-        return TeacherResult(tr.run_dir, export, tr.step, dict(tr.last_metrics))
+        comp = tr.components["net"]
+        return TeacherResult(tr.run_dir, export, tr.step, dict(tr.last_metrics), comp.module, comp.ema.module if comp.ema else None)
     finally:
         tr.close()
