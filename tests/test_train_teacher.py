@@ -83,3 +83,23 @@ def test_cli_reports_config_errors(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "lrr" in r.output
     r = CliRunner().invoke(app, ["train", "teacher", "--kind", "haze", "--set", f"run.out_dir={tmp_path}"])
     assert r.exit_code == 2 and "clean_dir" in r.output
+
+
+def test_bf16_autocast_and_channels_last_on_cpu(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, "run.steps=6", "run.amp=bf16", "run.channels_last=true", "run.deterministic=false", "run.val_every=6")
+    res = train_teacher(cfg, ToyPairs(cfg.data.crop), val_items(2, 32))
+    assert res.step == 6 and res.export is not None
+    assert all(np.isfinite(v) for v in res.metrics.values())
+    assert load_model(res.export).net(torch.rand(1, 3, 32, 32)).isfinite().all()
+
+
+def test_fp16_needs_cuda(tmp_path: Path) -> None:
+    import pytest
+
+    from uniremoval.train.config import ConfigError
+
+    if torch.cuda.is_available():
+        pytest.skip("has CUDA")
+    cfg = tiny_config(tmp_path, "run.amp=fp16")
+    with pytest.raises(ConfigError, match="CUDA"):
+        train_teacher(cfg, ToyPairs(cfg.data.crop), val_items(2, 32))
