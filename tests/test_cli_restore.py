@@ -214,3 +214,15 @@ def test_console_script_entry_point(tmp_path: Path, identity_model: Path) -> Non
     assert (tmp_path / "a_restored.png").exists()
     p = subprocess.run(cmd + ["info"], capture_output=True, text=True)
     assert p.returncode == 0 and "uniremoval" in p.stdout and "architectures" in p.stdout
+
+
+def test_rerun_on_a_folder_does_not_restore_its_own_outputs(tmp_path: Path, identity_model: Path) -> None:
+    src = tmp_path / "photos"
+    _photo(src / "a.png")
+    assert _run(str(src), "--model", str(identity_model)).exit_code == 0
+    assert (src / "a_restored.png").exists()
+    r = _run(str(src), "--model", str(identity_model), "--skip-existing")
+    assert r.exit_code == 0 and not (src / "a_restored_restored.png").exists()
+    assert _run(str(src), "-r", "-o", str(src / "out"), "--model", str(identity_model)).exit_code == 0
+    r = _run(str(src), "-r", "-o", str(src / "out"), "--model", str(identity_model), "--skip-existing")
+    assert r.exit_code == 0 and not (src / "out" / "out").exists()

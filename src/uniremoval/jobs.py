@@ -81,6 +81,18 @@ def plan_jobs(
         if ext.lower() not in FORMATS:
             raise UsageError(f"--ext {ext}: unknown output format; use one of {', '.join(sorted(FORMATS))}")
     pairs = collect_inputs(inputs, recursive)
+    # Earlier outputs found while expanding a folder are not inputs: a rerun must not restore
+    # its own results (photos/restored/ inside photos/, or NAME_restored.jpg next to NAME.jpg).
+    out_root = Path(out).resolve() if out is not None and not output_is_file(out) else None
+    pairs = [
+        (src, base)
+        for src, base in pairs
+        if base is None
+        or not (
+            (out_root is not None and out_root in src.resolve().parents)
+            or (out is None and suffix and src.stem.endswith(suffix))
+        )
+    ]
     if not pairs:
         raise UsageError("no input images found")
     file_out = output_is_file(out)
