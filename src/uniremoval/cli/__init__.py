@@ -228,6 +228,10 @@ from . import train_cmds as _train_cmds  # noqa: E402
 
 _train_cmds.register(app)
 
+from . import serve_cmds as _serve_cmds  # noqa: E402
+
+_serve_cmds.register(app)
+
 
 def main() -> None:
     """Console-script entry point."""

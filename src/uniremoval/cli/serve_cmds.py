@@ -1,0 +1,133 @@
+"""`uniremoval serve`: the HTTP API and web page (FastAPI + uvicorn).
+
+FastAPI and uvicorn are imported inside the command so the rest of the CLI starts fast.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Optional
+
+import typer
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    from . import err
+
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def build_app(
+    model: str,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: str = "auto",
+    tile_overlap: int = 32,
+    tile_batch: Optional[int] = None,
+    max_concurrent: Optional[int] = None,
+    **limits: Any,
+) -> Any:
+    """Load the model once and build the FastAPI app around it: what ``serve`` runs (tests
+    call it too). ``max_concurrent`` defaults to 1 on a CPU (one job already uses every
+    core) and 2 on a GPU; ``limits`` are the other :class:`ServeSettings` fields.
+
+    Raises:
+        ModelError: the model cannot be found or loaded.
+        ValueError: an option is invalid.
+    """
+    from ..restorer import Restorer
+    from ..serve.app import create_app
+    from ..serve.settings import ServeSettings
+
+    tile_arg: int | str | None = "auto" if tile == "auto" else int(tile)
+    restorer = Restorer.from_pretrained(model, device=device, precision=precision, tile=tile_arg, overlap=tile_overlap, tile_batch=tile_batch)
+    concurrent = max_concurrent or (1 if restorer.device.type == "cpu" else 2)
+    return create_app(restorer, ServeSettings(max_concurrent=concurrent, **limits))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``serve`` command to the CLI."""
+
+    @app.command()
+    def serve(
+        host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 exposes it to the network)."),
+        port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
+        model: str = typer.Option("default", "--model", "-m", help="Bundled model name or path to a model .json."),
+        device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
+        precision: str = typer.Option("auto", help="auto | fp32 | bf16 | fp16"),
+        tile: str = typer.Option("auto", help="Default tiling: auto, 0 (never) or a tile size in pixels (requests may override)."),
+        tile_overlap: int = typer.Option(32, help="Default overlap between tiles in pixels."),
+        tile_batch: Optional[int] = typer.Option(None, help="Tiles per forward pass (default per device)."),
+        max_upload_mb: float = typer.Option(50.0, help="Largest accepted upload in MiB (413 above)."),
+        max_pixels: int = typer.Option(40_000_000, help="Largest accepted image in pixels (413 above)."),
+        max_concurrent: Optional[int] = typer.Option(None, help="Images restored at once (default: 1 on CPU, 2 on a GPU)."),
+        queue_size: int = typer.Option(8, min=0, help="Requests that may wait for a worker before 503."),
+        timeout: float = typer.Option(120.0, help="Request timeout in seconds (upload + queue + restore)."),
+        threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: all cores)."),
+        log_level: str = typer.Option("info", help="debug | info | warning | error"),
+    ) -> None:
+        """Serve the web page and HTTP API: POST /v1/restore, GET /v1/models, GET /healthz."""
+        from ..modelfile import ModelError
+
+        try:
+            import fastapi  # noqa: F401
+            import uvicorn
+        except ImportError as e:
+            raise _fail(f"serve needs fastapi and uvicorn, which uniremoval depends on: {e}")
+
+        if tile != "auto":
+            try:
+                int(tile)
+            except ValueError:
+                raise _fail(f"--tile {tile!r}: use auto, 0 or a size in pixels", 2)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        _setup_logging(log_level)
+        log = logging.getLogger("uniremoval.serve")
+        try:
+            api = build_app(
+                model, device, precision, tile, tile_overlap, tile_batch, max_concurrent,
+                max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels,
+                queue_size=queue_size, request_timeout_s=timeout,
+            )
+        except (ModelError, ValueError) as e:
+            raise _fail(str(e))
+        restorer, settings = api.state.restorer, api.state.settings
+        log.info(
+            "model %s (%s) on %s; %d worker(s), queue %d, upload limit %.0f MiB, %d MP, timeout %g s; http://%s:%d/",
+            restorer.model.name, restorer.model.config.arch, restorer.device, settings.max_concurrent, queue_size,
+            settings.max_upload_bytes / 2**20, max_pixels / 1e6, timeout, host, port,
+        )
+        uvicorn.run(
+            api,
+            host=host,
+            port=port,
+            access_log=False,  # our own JSON access log replaces uvicorn's
+            log_config=None,
+            log_level=log_level,
+            # A connection-level backstop above the app's own queue: /healthz and 503s stay cheap.
+            limit_concurrency=settings.capacity + 64,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=10,
+        )
+
+
+def _setup_logging(level: str) -> None:
+    """Plain lines for the server log; access lines are already JSON and printed as-is."""
+    root = logging.getLogger("uniremoval")
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("uniremoval.serve.access")
+    access.addHandler(handler)
+    access.propagate = False
+    plain = logging.StreamHandler(sys.stderr)
+    plain.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(plain)
+    root.setLevel(level.upper())
+    logging.getLogger("uvicorn").addHandler(plain)
+    logging.getLogger("uvicorn").setLevel(level.upper())

@@ -1,0 +1,21 @@
+"""HTTP API and web page for a restorer: ``uniremoval serve``.
+
+:func:`create_app` builds the FastAPI application around an already loaded
+:class:`~uniremoval.restorer.Restorer` (the model is loaded once, at start-up), with the
+limits of a :class:`ServeSettings`. FastAPI is imported only by this package, so the rest
+of uniremoval works without it.
+"""
+from __future__ import annotations
+
+from .settings import ServeSettings
+
+__all__ = ["ServeSettings", "create_app"]
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    # Lazy: importing the settings (e.g. for CLI help) must not import FastAPI.
+    if name == "create_app":
+        from .app import create_app
+
+        return create_app
+    raise AttributeError(name)
