@@ -65,7 +65,8 @@ def register(app: typer.Typer) -> None:
         queue_size: int = typer.Option(8, min=0, help="Requests that may wait for a worker before 503."),
         timeout: float = typer.Option(120.0, help="Request timeout in seconds (upload + queue + restore)."),
         threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: all cores)."),
-        log_level: str = typer.Option("info", help="debug | info | warning | error"),
+        log_level: str = typer.Option("info", help="debug | info | warning | error (server messages)"),
+        access_log: bool = typer.Option(True, help="One JSON line per request on stderr (independent of --log-level)."),
     ) -> None:
         """Serve the web page and HTTP API: POST /v1/restore, GET /v1/models, GET /healthz."""
         from ..modelfile import ModelError
@@ -85,7 +86,7 @@ def register(app: typer.Typer) -> None:
             import torch
 
             torch.set_num_threads(threads)
-        _setup_logging(log_level)
+        _setup_logging(log_level, access_log)
         log = logging.getLogger("uniremoval.serve")
         try:
             api = build_app(
@@ -115,8 +116,9 @@ def register(app: typer.Typer) -> None:
         )
 
 
-def _setup_logging(level: str) -> None:
-    """Plain lines for the server log; access lines are already JSON and printed as-is."""
+def _setup_logging(level: str, access_log: bool = True) -> None:
+    """Plain lines for the server log; access lines are already JSON and printed as-is, at
+    their own level so ``--log-level warning`` quiets the server but keeps the access log."""
     root = logging.getLogger("uniremoval")
     if root.handlers:
         return
@@ -124,6 +126,7 @@ def _setup_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     access = logging.getLogger("uniremoval.serve.access")
     access.addHandler(handler)
+    access.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
     access.propagate = False
     plain = logging.StreamHandler(sys.stderr)
     plain.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
