@@ -207,7 +207,7 @@ def test_tiled_cli_run_and_precision(tmp_path: Path, random_model: Path) -> None
 def test_console_script_entry_point(tmp_path: Path, identity_model: Path) -> None:
     a = _photo(tmp_path / "a.png")
     exe = Path(sys.executable).with_name("uniremoval")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "uniremoval.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "uniremoval"]
     p = subprocess.run(cmd + ["restore", str(a), str(tmp_path / "missing.png"), "--model", str(identity_model)], capture_output=True, text=True)
     assert p.returncode == 1
     assert "missing.png: no such file or folder" in p.stderr
