@@ -233,6 +233,10 @@ from . import serve_cmds as _serve_cmds  # noqa: E402
 _serve_cmds.register(app)
 
 
+from . import eval_cmds as _eval_cmds  # noqa: E402
+_eval_cmds.register(app)
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="uniremoval")
