@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[test,demo]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[test,demo,onnx]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Callable, Iterator, Literal
 
 import numpy as np
 import torch
@@ -160,7 +160,8 @@ class Engine:
     """Runs a restoration network over images of any size (see the module docstring).
 
     Args:
-        net: the network; put in eval mode and moved to ``device``.
+        net: the network (put in eval mode and moved to ``device``), or an
+            :class:`~uniremoval.export.OnnxNet` run by onnxruntime (fp32, its own threads).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ... or a ``torch.device``.
         precision: ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` (autocast compute dtype).
         tile: ``"auto"`` (tile above the device's pixel budget), ``None``/``0`` (never
@@ -174,7 +175,7 @@ class Engine:
 
     def __init__(
         self,
-        net: nn.Module,
+        net: nn.Module | Callable[[torch.Tensor], torch.Tensor],
         device: str | torch.device = "auto",
         precision: str = "auto",
         tile: int | str | None = "auto",
@@ -185,6 +186,13 @@ class Engine:
         deterministic: bool = True,
     ) -> None:
         self.device = select_device(device) if isinstance(device, str) else device
+        self.is_torch = isinstance(net, nn.Module)
+        if not self.is_torch:
+            # onnxruntime takes host arrays and picks its own execution provider.
+            self.device = torch.device("cpu")
+            if precision not in ("auto", "fp32"):
+                raise ValueError(f"precision {precision} is not available with the onnxruntime backend (fp32 only)")
+            channels_last = False
         self.dtype = resolve_precision(precision, self.device)
         kind = self.device.type
         if isinstance(tile, str):
@@ -206,9 +214,10 @@ class Engine:
         if kind == "cuda" and deterministic:
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
-        net = net.eval().to(self.device)
-        if channels_last:
-            net = net.to(memory_format=torch.channels_last)
+        if isinstance(net, nn.Module):
+            net = net.eval().to(self.device)
+            if channels_last:
+                net = net.to(memory_format=torch.channels_last)
         self.net = net
         self.multiple = int(getattr(net, "size_multiple", 1))
 
@@ -224,6 +233,8 @@ class Engine:
 
     @torch.inference_mode()
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        if not self.is_torch:
+            return self.net(batch)
         x = batch.to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -242,7 +253,7 @@ class Engine:
             ]
             yield chunk, torch.stack(tiles)
 
-    def __call__(self, x: torch.Tensor, progress: "callable | None" = None) -> torch.Tensor:  # type: ignore[valid-type]
+    def __call__(self, x: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """Restore a float32 (3, H, W) CPU tensor in [0, 1]; returns (3, H, W) on the CPU.
 
         ``progress(done, total)`` is called after each batch of tiles.

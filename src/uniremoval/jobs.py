@@ -144,3 +144,33 @@ def _identity(p: Path) -> tuple[int, int] | Path:
         return (st.st_dev, st.st_ino)
     except OSError:
         return p.resolve()
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place in a torchrun launch (rank 0 of 1 when run alone)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    local_world: int = 1
+
+    @classmethod
+    def from_env(cls) -> "Shard":
+        """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK / LOCAL_WORLD_SIZE variables."""
+        env = os.environ
+        try:
+            world = int(env.get("WORLD_SIZE", "1"))
+            rank = int(env.get("RANK", "0"))
+            local_rank = int(env.get("LOCAL_RANK", str(rank)))
+            local_world = int(env.get("LOCAL_WORLD_SIZE", str(world)))
+        except ValueError:
+            raise UsageError("RANK/WORLD_SIZE/LOCAL_RANK must be integers") from None
+        if not (0 <= rank < world):
+            raise UsageError(f"RANK {rank} is outside WORLD_SIZE {world}")
+        return cls(rank, world, local_rank, local_world)
+
+    def take(self, jobs: list[Job]) -> list[Job]:
+        """This rank's jobs: every world-th job of the shared sorted plan, so ranks never
+        share an output and together cover every input."""
+        return jobs[self.rank :: self.world]

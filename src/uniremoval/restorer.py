@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, TypeVar, overload
+from typing import Any, Callable, overload
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from .image_io import Image
 from .infer import DEFAULT_OVERLAP, Engine
 from .modelfile import DEFAULT_MODEL, LoadedModel, load_model
 
-T = TypeVar("T", np.ndarray, PILImage.Image, torch.Tensor)
+BACKENDS = ("torch", "onnxruntime")
 
 
 class Restorer:
@@ -40,10 +40,25 @@ class Restorer:
         tile: int | str | None = "auto",
         overlap: int = DEFAULT_OVERLAP,
         tile_batch: int | None = None,
+        backend: str = "torch",
+        threads: int | None = None,
     ) -> "Restorer":
-        """Load a bundled model by name, or a model file by path (see ``load_model``)."""
+        """Load a bundled model by name, or a model file by path (see ``load_model``).
+
+        ``backend="onnxruntime"`` runs the model's ONNX export (made once and cached by
+        checksum; see :mod:`uniremoval.export`); ``threads`` caps CPU threads either way.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        if threads:
+            torch.set_num_threads(threads)
         model = load_model(name_or_path)
-        engine = Engine(model.net, device=device, precision=precision, tile=tile, overlap=overlap, tile_batch=tile_batch)
+        net: Any = model.net
+        if backend == "onnxruntime":
+            from .export import OnnxNet, cached_onnx
+
+            net = OnnxNet(cached_onnx(model), threads=threads, device=str(device))
+        engine = Engine(net, device=device, precision=precision, tile=tile, overlap=overlap, tile_batch=tile_batch)
         return cls(model, engine)
 
     @property

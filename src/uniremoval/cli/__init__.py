@@ -38,6 +38,7 @@ def restore(
     model: str = typer.Option("default", "--model", "-m", help="Bundled model name or path to a model .json."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
     precision: str = typer.Option("auto", help="auto | fp32 | bf16 | fp16"),
+    backend: str = typer.Option("torch", help="torch | onnxruntime (exports the model to ONNX once, cached)."),
     tile: str = typer.Option("auto", help="auto (tile large images), 0 (never), or a tile size in pixels."),
     tile_overlap: int = typer.Option(32, help="Overlap between tiles in pixels."),
     tile_batch: Optional[int] = typer.Option(None, help="Tiles per forward pass (default per device)."),
@@ -53,13 +54,9 @@ def restore(
 ) -> None:
     """Restore photos: any size in, the same size out, metadata kept."""
     from ..image_io import ImageReadError, ImageWriteError
-    from ..jobs import UsageError, output_is_file, plan_jobs
+    from ..jobs import Shard, UsageError, output_is_file, plan_jobs
     from ..modelfile import ModelError
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     try:
         tile_arg: int | str | None = "auto" if tile == "auto" else int(tile)
     except ValueError:
@@ -67,7 +64,17 @@ def restore(
     if skip_existing and overwrite:
         raise _fail("--skip-existing and --overwrite contradict each other", 2)
     try:
-        jobs = plan_jobs(inputs, output, recursive, ext, suffix, skip_existing, overwrite)
+        shard = Shard.from_env()
+        if shard.world > 1:
+            # Under torchrun a rerun continues an interrupted run: finished outputs are skipped.
+            skip_existing = skip_existing or not overwrite
+            if device == "auto":
+                import torch
+
+                if torch.cuda.is_available():
+                    device = f"cuda:{shard.local_rank % torch.cuda.device_count()}"
+            threads = threads or max(1, (os.cpu_count() or 1) // shard.local_world)
+        jobs = shard.take(plan_jobs(inputs, output, recursive, ext, suffix, skip_existing, overwrite))
     except UsageError as e:
         raise _fail(str(e), 2)
 
@@ -80,7 +87,10 @@ def restore(
     from ..restorer import Restorer
 
     try:
-        restorer = Restorer.from_pretrained(model, device=device, precision=precision, tile=tile_arg, overlap=tile_overlap, tile_batch=tile_batch)
+        restorer = Restorer.from_pretrained(
+            model, device=device, precision=precision, tile=tile_arg, overlap=tile_overlap,
+            tile_batch=tile_batch, backend=backend, threads=threads,
+        )
     except (ModelError, ValueError) as e:
         raise _fail(str(e))
 
@@ -123,17 +133,43 @@ def restore(
                 progress.console.print(f"[yellow]note:[/] {job.src}: {note}", soft_wrap=True)
         progress.update(task, completed=max(len(todo), 1))
     elapsed = time.perf_counter() - start
+    rank = f"rank {shard.rank}/{shard.world} " if shard.world > 1 else ""
     err.print(
-        f"[bold]done:[/] restored {restored}, skipped {len(skipped)}, failed {len(failed)} "
+        f"[bold]{rank}done:[/] restored {restored}, skipped {len(skipped)}, failed {len(failed)} "
         f"in {elapsed:.1f} s on {restorer.device}",
         soft_wrap=True,
     )
+    if shard.world > 1:
+        totals = _all_ranks_sum([restored, len(skipped), len(failed)])
+        if totals is not None and shard.rank == 0:
+            err.print(f"[bold]all {shard.world} ranks:[/] restored {totals[0]}, skipped {totals[1]}, failed {totals[2]}")
     for src, why in failed:
         err.print(f"  [red]failed[/] {src}: {why}", soft_wrap=True)
     for src, why in skipped:
         err.print(f"  [dim]skipped[/] {src}: {why}", soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+
+
+def _all_ranks_sum(counts: list[int]) -> list[int] | None:
+    """Sum counts over torchrun ranks (gloo); None when no rendezvous is configured."""
+    if "MASTER_ADDR" not in os.environ:
+        return None
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+
+    try:
+        if not dist.is_initialized():
+            dist.init_process_group("gloo", timeout=datetime.timedelta(minutes=30))
+        t = torch.tensor(counts, dtype=torch.long)
+        dist.all_reduce(t)
+        dist.destroy_process_group()
+        return [int(v) for v in t]
+    except Exception as e:  # the outputs are written already; a failed tally must not fail the run
+        err.print(f"[yellow]note:[/] could not sum counts across ranks: {e}")
+        return None
 
 
 def _reason(e: Exception, src: Path) -> str:
@@ -203,6 +239,29 @@ def info() -> None:
             out.print(f"model {name}: {cfg.arch} {cfg.arch_args}, kinds {','.join(cfg.kinds)}, sha256 {cfg.sha256[:12]}")
         except ModelError as e:
             out.print(f"model {name}: [red]{e}[/]")
+
+
+export_app = typer.Typer(help="Export a model to other runtimes.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("onnx")
+def export_onnx_cmd(
+    model: str = typer.Argument(..., help="Bundled model name or path to a model .json."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the .onnx file."),
+    check: bool = typer.Option(True, help="Compare onnxruntime with PyTorch on two sizes after export."),
+) -> None:
+    """Export MODEL to ONNX (dynamic batch, height and width; opset 18)."""
+    from ..export import export_onnx
+    from ..modelfile import ModelError
+
+    try:
+        report = export_onnx(model, output, check=check)
+    except (ModelError, ImportError) as e:
+        raise _fail(str(e))
+    out.print(f"wrote {output}")
+    for shape, diff in report.get("parity", {}).items():
+        out.print(f"  parity {shape}: max |onnxruntime - torch| = {diff:.2e}")
 
 
 @app.command()

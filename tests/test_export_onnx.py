@@ -1,0 +1,58 @@
+"""ONNX export parity and the onnxruntime backend."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from uniremoval import Restorer, load_model  # noqa: E402
+from uniremoval.cli import app  # noqa: E402
+from uniremoval.export import OnnxNet, export_onnx  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def onnx_file(random_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("onnx") / "m.onnx"
+    return out, export_onnx(random_model, out)
+
+
+def test_parity_under_1e4_for_dynamic_sizes(onnx_file: tuple[Path, dict], random_model: Path) -> None:
+    path, report = onnx_file
+    assert all(d < 1e-4 for d in report["parity"].values()), report
+    net = OnnxNet(path)
+    ref = load_model(random_model).net
+    assert net.size_multiple == ref.size_multiple == 4
+    assert net.metadata["uniremoval.sha256"] == load_model(random_model).config.sha256
+    for shape in [(1, 3, 36, 52), (3, 3, 16, 96)]:
+        x = torch.rand(*shape)
+        with torch.inference_mode():
+            assert (net(x) - ref(x)).abs().max().item() < 1e-4
+
+
+def test_onnxruntime_backend_matches_torch(random_model: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("UNIREMOVAL_CACHE", str(tmp_path))
+    img = np.random.default_rng(0).random((45, 61, 3)).astype(np.float32)
+    a = Restorer.from_pretrained(random_model, device="cpu")(img)
+    ort = Restorer.from_pretrained(random_model, device="cpu", backend="onnxruntime", tile=16, overlap=4)
+    b = ort(img)
+    assert b.shape == img.shape
+    # tiles change the channel-attention statistics a little; untiled must agree tightly
+    c = Restorer.from_pretrained(random_model, device="cpu", backend="onnxruntime", tile=0)(img)
+    assert np.abs(a - c).max() < 1e-4
+    assert list((tmp_path / "onnx").glob("*.onnx"))  # exported once, cached
+    with pytest.raises(ValueError, match="fp32 only"):
+        Restorer.from_pretrained(random_model, device="cpu", backend="onnxruntime", precision="bf16")
+
+
+def test_export_cli(random_model: Path, tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["export", "onnx", str(random_model), "-o", str(tmp_path / "x.onnx")])
+    assert r.exit_code == 0, r.output
+    assert "parity" in r.stdout and (tmp_path / "x.onnx").stat().st_size > 1000
+    r = CliRunner().invoke(app, ["export", "onnx", str(tmp_path / "missing.json"), "-o", str(tmp_path / "y.onnx")])
+    assert r.exit_code == 1 and "no such model file" in r.stderr
