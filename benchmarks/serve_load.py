@@ -19,6 +19,7 @@ import io
 import json
 import os
 import platform
+import random
 import signal
 import socket
 import statistics
@@ -162,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
                 c.post(f"{base}/v1/restore", files={"file": ("warm.png", g, "image/png")}).raise_for_status()
         time.sleep(args.settle)
         rss_before = rss(server.pid)
+        load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
         n_bad = int(round(args.requests * args.malformed))
         # Spread the malformed uploads evenly through the run.
@@ -179,8 +181,9 @@ def run(args: argparse.Namespace) -> int:
         local = threading.local()
 
         def one(item: tuple[str, bytes, str]) -> tuple[str, list[int | None], float, str]:
-            """One logical request: retried after 503 (a short backoff instead of the full
-            Retry-After, to keep the run short) up to --retries times."""
+            """One logical request, retried after 503 up to --retries times with exponential
+            backoff from --backoff s, capped by the server's Retry-After (as a polite client
+            does; constant fast polling would mostly measure the cost of 503s)."""
             kind, data, name = item
             if not hasattr(local, "client"):
                 local.client = httpx.Client(timeout=args.timeout + 30)
@@ -201,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
                     break
                 if res.status_code != 503 or attempt == args.retries:
                     break
-                time.sleep(args.backoff)
+                cap = float(res.headers.get("retry-after", "5"))
+                time.sleep(min(args.backoff * 2**attempt, cap) * random.uniform(0.8, 1.2))
             return kind, statuses, (time.perf_counter() - t0) * 1000, detail
 
         sampler = RssSampler(server.pid)
@@ -232,7 +236,11 @@ def run(args: argparse.Namespace) -> int:
         report = {
             "benchmark": "serve_load",
             "note": "tiny UNTRAINED NAFNet: measures the HTTP server (queue, limits, I/O, memory), not restoration quality",
-            "machine": {"cpu_cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "machine": {
+                "cpu_cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                # Other work on the machine slows the server; the load average says how much.
+                "loadavg_1min_at_start": round(load_at_start, 2),
+            },
             "config": {
                 "requests": args.requests, "clients": args.clients, "malformed_share": args.malformed,
                 "image": f"{args.size}x{args.size} PNG", "model": f"nafnet width {args.width} (untrained)",
@@ -293,7 +301,8 @@ def markdown(r: dict[str, Any]) -> str:
 
 {c['requests']} requests from {c['clients']} concurrent clients on loopback, {c['malformed_share']:.0%} malformed;
 good uploads are {c['image']}; server: {c['server_workers']} worker(s), queue {c['queue_size']},
-{c['max_upload_mb']} MiB / {c['max_pixels']} pixel caps, torch threads {c['torch_threads']}; {r['machine']['cpu_cores']} CPU cores.
+{c['max_upload_mb']} MiB / {c['max_pixels']} pixel caps, torch threads {c['torch_threads']};
+{r['machine']['cpu_cores']} CPU cores, 1-min load average {r['machine']['loadavg_1min_at_start']} when the run started.
 
 | metric | value |
 |---|---|
@@ -307,7 +316,7 @@ good uploads are {c['image']}; server: {c['server_workers']} worker(s), queue {c
 | server RSS before / peak / after ({m['settle_s']} s settle) | {m['before']} / {m['peak']} / {m['after']} MiB (growth {m['growth']} MiB) |
 | access-log lines for /v1/restore | {r['access_log']['restore_lines']} of {r['access_log']['expected']} |
 
-{r['http_attempts']} HTTP attempts; a 503 is retried after {c['backoff_s']} s, up to {c['retries_after_503']} times.
+{r['http_attempts']} HTTP attempts; a 503 is retried after {c['backoff_s']} s doubling up to the Retry-After, at most {c['retries_after_503']} times.
 
 | status | attempts | final answers |
 |---|---|---|
@@ -333,8 +342,8 @@ def main() -> None:
     p.add_argument("--max-upload-mb", type=float, default=2.0)
     p.add_argument("--max-pixels", type=int, default=4_000_000)
     p.add_argument("--threads", type=int, default=None, help="server torch threads")
-    p.add_argument("--retries", type=int, default=100, help="retries of a request answered 503")
-    p.add_argument("--backoff", type=float, default=0.25, help="seconds before retrying a 503")
+    p.add_argument("--retries", type=int, default=30, help="retries of a request answered 503")
+    p.add_argument("--backoff", type=float, default=0.25, help="first wait before retrying a 503 (doubles, capped by Retry-After)")
     p.add_argument("--settle", type=float, default=2.0, help="seconds before each RSS reading")
     p.add_argument("--rss-tolerance-mb", type=float, default=30.0)
     sys.exit(run(p.parse_args()))

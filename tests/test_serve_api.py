@@ -390,19 +390,31 @@ def test_settings_are_validated() -> None:
 @pytest.mark.skipif(os.name != "posix", reason="loopback server test uses POSIX sockets")
 def test_real_server_survives_bad_clients(identity_model: Path) -> None:
     """Through a real uvicorn on loopback: a client that promises 100 kB, sends 4 bytes and
-    hangs up does not hold a slot; the next request succeeds."""
+    hangs up does not hold a slot; one that stalls mid-upload gets 408 at the timeout; the
+    next request succeeds."""
     import socket
 
     import httpx
 
     from uniremoval.serve.background import serve_in_thread
 
-    app = create_app(Restorer.from_pretrained(identity_model, device="cpu"), ServeSettings(request_timeout_s=2))
+    app = create_app(Restorer.from_pretrained(identity_model, device="cpu"), ServeSettings(request_timeout_s=1.0))
+    head = b"POST /v1/restore HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n\x89PNG"
     with serve_in_thread(app) as base:
         host, port = base.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=5) as s:
-            s.sendall(b"POST /v1/restore HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n\x89PNG")
-
+            s.sendall(head)
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(head)  # ... and then nothing more
+            t0 = time.monotonic()
+            answer = b""
+            while b"upload_timeout" not in answer:
+                chunk = s.recv(4096)  # the status line and the JSON body may come apart
+                if not chunk:
+                    break
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408") and b"upload_timeout" in answer
+            assert 0.8 < time.monotonic() - t0 < 4
         res = httpx.post(f"{base}/v1/restore", files={"file": ("a.png", png_bytes())}, timeout=20)
         assert res.status_code == 200
         assert httpx.get(f"{base}/healthz", timeout=5).json()["in_flight"] == 0
