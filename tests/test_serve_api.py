@@ -379,6 +379,13 @@ def test_cli_serve_without_model_fails_clearly() -> None:
     assert "no trained model is bundled" in " ".join(res.output.split())
 
 
+def test_app_can_be_served_twice(restorer: Restorer) -> None:
+    app = create_app(restorer)
+    for _ in range(2):
+        with TestClient(app) as client:
+            assert client.post("/v1/restore", files={"file": ("a.png", png_bytes())}).status_code == 200
+
+
 def test_settings_are_validated() -> None:
     with pytest.raises(ValueError):
         ServeSettings(max_concurrent=0)

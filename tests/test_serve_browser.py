@@ -4,9 +4,7 @@ link. Skipped (with the reason) when Chromium, chromedriver or selenium is missi
 installs Debian's `chromium` and `chromium-driver` (see .ci/run)."""
 from __future__ import annotations
 
-import io
 import os
-import shutil
 from pathlib import Path
 from typing import Iterator
 

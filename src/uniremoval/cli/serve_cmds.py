@@ -86,8 +86,6 @@ def register(app: typer.Typer) -> None:
             import torch
 
             torch.set_num_threads(threads)
-        _setup_logging(log_level, access_log)
-        log = logging.getLogger("uniremoval.serve")
         try:
             api = build_app(
                 model, device, precision, tile, tile_overlap, tile_batch, max_concurrent,
@@ -97,6 +95,10 @@ def register(app: typer.Typer) -> None:
         except (ModelError, ValueError) as e:
             raise _fail(str(e))
         restorer, settings = api.state.restorer, api.state.settings
+        # Logging is configured only once the server will really run (not when start-up
+        # fails, e.g. in-process tests of the error path).
+        _setup_logging(log_level, access_log)
+        log = logging.getLogger("uniremoval.serve")
         log.info(
             "model %s (%s) on %s; %d worker(s), queue %d, upload limit %.0f MiB, %d MP, timeout %g s; http://%s:%d/",
             restorer.model.name, restorer.model.config.arch, restorer.device, settings.max_concurrent, queue_size,

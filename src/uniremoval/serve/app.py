@@ -534,7 +534,14 @@ def create_app(restorer: Restorer, settings: ServeSettings | None = None) -> Fas
     """
     settings = settings or ServeSettings()
     gate = Gate(settings)
-    executor = concurrent.futures.ThreadPoolExecutor(max_workers=settings.max_concurrent, thread_name_prefix="uniremoval-restore")
+    pools: list[concurrent.futures.ThreadPoolExecutor] = []
+
+    def executor() -> concurrent.futures.ThreadPoolExecutor:
+        # Made on first use (and again after a shutdown), so an app can be served more than
+        # once, e.g. by successive test clients.
+        if not pools:
+            pools.append(concurrent.futures.ThreadPoolExecutor(max_workers=settings.max_concurrent, thread_name_prefix="uniremoval-restore"))
+        return pools[0]
     index_html = _index_html()
     cfg = restorer.model.config
     model_info = {
@@ -554,7 +561,8 @@ def create_app(restorer: Restorer, settings: ServeSettings | None = None) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         # Work still running is abandoned (its results are not wanted any more).
-        executor.shutdown(wait=False, cancel_futures=True)
+        while pools:
+            pools.pop().shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="uniremoval", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.restorer = restorer
@@ -666,7 +674,7 @@ def create_app(restorer: Restorer, settings: ServeSettings | None = None) -> Fas
             cancel = threading.Event()
             gate.running += 1
             loop = asyncio.get_running_loop()
-            fut = loop.run_in_executor(executor, restore_bytes, restorer, upload.data, sniffed, opts, settings, cancel)
+            fut = loop.run_in_executor(executor(), restore_bytes, restorer, upload.data, sniffed, opts, settings, cancel)
             upload.data = b""
 
             def finished(_: asyncio.Future[Result]) -> None:
