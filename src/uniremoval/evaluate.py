@@ -277,7 +277,7 @@ def evaluate_set(
                 rows.append({"method": m.name, "image": it.name, "kind": it.kind, "seconds": float("nan"), "error": str(e),
                              **{k: float("nan") for k in metric_names}})
             continue
-        vis = {"name": it.name, "kind": it.kind, "input": _thumb(x), "target": _thumb(y) if y is not None else None, "outputs": {}}
+        vis = {"name": it.name, "kind": it.kind, "input": thumbnail(x), "target": thumbnail(y) if y is not None else None, "outputs": {}}
         for m in methods:
             row: dict[str, Any] = {"method": m.name, "image": it.name, "kind": it.kind, "error": ""}
             try:
@@ -294,7 +294,7 @@ def evaluate_set(
                     row.update(vals)
                     row["error"] = "; ".join(notes)
                 if idx in keep:
-                    vis["outputs"][m.name] = _thumb(out)
+                    vis["outputs"][m.name] = thumbnail(out)
             except Exception as e:  # one image or method failing must not stop the run
                 msg = f"{type(e).__name__}: {e}"
                 log(f"{it.input}: {m.name}: {msg}")
@@ -324,7 +324,7 @@ def evaluate_set(
         _write_md(out_dir / f"{set_kind}_summary.md", summary, metric_names),
     ]
     if visuals:
-        files.append(_write_grid(out_dir / f"{set_kind}_grid.png", visuals[:grid_rows], [m.name for m in methods]))
+        files.append(write_grid(out_dir / f"{set_kind}_grid.png", visuals[:grid_rows], [m.name for m in methods]))
     if html_report:
         files.append(_write_html(out_dir / f"{set_kind}_report.html", visuals, rows, summary, metric_names))
     return SetResult(set_kind, rows, summary, files)
@@ -430,7 +430,8 @@ def _write_md(path: Path, summary: dict[str, Any], metric_names: Sequence[str]) 
     return path
 
 
-def _thumb(px: np.ndarray | None, max_side: int = 512) -> PILImage.Image | None:
+def thumbnail(px: np.ndarray | None, max_side: int = 512) -> PILImage.Image | None:
+    """An 8-bit RGB PIL preview of float pixels (None passes through), at most max_side."""
     if px is None:
         return None
     a = np.clip(np.asarray(px, dtype=np.float32), 0, 1)
@@ -440,7 +441,7 @@ def _thumb(px: np.ndarray | None, max_side: int = 512) -> PILImage.Image | None:
     return im
 
 
-def _write_grid(path: Path, visuals: list[dict[str, Any]], method_names: list[str], cell: int = 256) -> Path:
+def write_grid(path: Path, visuals: list[dict[str, Any]], method_names: list[str], cell: int = 256) -> Path:
     """Rows = images; columns = input | methods | ground truth (when there is one)."""
     has_gt = any(v["target"] is not None for v in visuals)
     cols = ["input", *method_names] + (["ground truth"] if has_gt else [])

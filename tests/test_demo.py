@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from uniremoval.cli import app
+
+pytest.importorskip("skimage")
+
+
+def test_demo_without_a_trained_model_says_so(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d")])
+    assert r.exit_code == 1 and "no trained model is bundled" in r.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_demo_with_a_model_writes_outputs_and_grid(tmp_path: Path, identity_model: Path) -> None:
+    r = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--model", str(identity_model), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    restored = sorted((tmp_path / "d" / "restored").iterdir())
+    assert len(restored) == 12  # 4 sample photos x 3 kinds
+    grid = Image.open(tmp_path / "d" / "grid.png")
+    assert grid.width > 3 * 200 and grid.height > 12 * 200
+    # the identity model returns the degraded input: PSNR restored == PSNR degraded
+    for line in r.stdout.splitlines():
+        cells = [c.strip() for c in line.split("│") if c.strip()]
+        if len(cells) == 4 and cells[1] in ("haze", "rain", "blur"):
+            assert abs(float(cells[2]) - float(cells[3])) < 0.05
