@@ -45,6 +45,10 @@ class ImageReadError(Exception):
     """A file could not be read as a photo; the message names the file and the reason."""
 
 
+class ImageTooLargeError(ImageReadError):
+    """The image has more pixels than the decompression-bomb cap allows."""
+
+
 class ImageWriteError(Exception):
     """An output could not be written; the message names the file and the reason."""
 
@@ -134,7 +138,7 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = DE
         raise ImageReadError(f"{name}: cannot decode: {e}") from None
     w, h = im.size
     if max_pixels is not None and w * h > max_pixels:
-        raise ImageReadError(
+        raise ImageTooLargeError(
             f"{name}: {w}x{h} = {w * h / 1e6:.1f} MP exceeds the {max_pixels / 1e6:.0f} MP limit "
             f"that guards against decompression bombs (raise it with --max-pixels)"
         )

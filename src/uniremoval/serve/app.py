@@ -49,7 +49,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from .. import __version__
-from ..image_io import FORMATS, ImageReadError, decode_image, encode_image
+from ..image_io import FORMATS, ImageReadError, ImageTooLargeError, decode_image, encode_image
 from ..infer import DEFAULT_PIXEL_BUDGET, DEFAULT_TILE
 from ..modelfile import bundled_models
 from ..restorer import Restorer
@@ -391,8 +391,7 @@ def restore_bytes(
             img = decode_image(data, name="upload", max_pixels=settings.max_pixels)
         except ImageReadError as e:
             msg = str(e).removeprefix("upload: ")
-            # decode_image signals its pixel cap only through the message text.
-            if "exceeds the" in msg and "limit" in msg:
+            if isinstance(e, ImageTooLargeError):
                 raise ApiError(
                     413, "too_many_pixels", f"{msg.split(' that guards')[0]} of this server ({settings.max_pixels} pixels)"
                 ) from None
