@@ -27,7 +27,7 @@ def register(name: str) -> Callable[[_T], _T]:
 
 def _load_builtin() -> None:
     # Imported lazily so `import uniremoval` stays cheap; each module registers on import.
-    from . import discriminator, nafnet, plain, projector  # noqa: F401
+    from . import discriminator, nafnet, plain, projector, vgg  # noqa: F401
 
 
 def available() -> list[str]:
