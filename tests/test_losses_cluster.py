@@ -73,4 +73,4 @@ def test_prototype_nce_values_and_direction() -> None:
     assert x.grad[0, 0] < 0 and x.grad[0, 2] > 0
     # empty bank: zero, but still part of the graph
     z = prototype_nce(x, pos[:0], neg)
-    assert float(z) == 0.0 and z.requires_grad
+    assert float(z.detach()) == 0.0 and z.requires_grad

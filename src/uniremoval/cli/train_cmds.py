@@ -113,6 +113,63 @@ def export(
     out.print(str(written))
 
 
+@train_app.command("adapt")
+def adapt(
+    student: Optional[str] = typer.Option(None, "--student", help="Model file of the student to adapt (stage 1's export)."),
+    real: Optional[Path] = typer.Option(None, "--real", help="Real degraded photos (hazy/, rain/, blur/ subfolders give the kind; others are unlabelled)."),
+    clean: Optional[Path] = typer.Option(None, "--clean", help="Clean photos (the discriminator's 'real' class; also synthetic replay unless data.synthetic_dir is set)."),
+    teachers: Optional[str] = typer.Option(None, "--teachers", help="haze=PATH,rain=PATH,...: pseudo-targets for real photos of known kind (optional)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Experiment YAML (e.g. configs/adapt.yaml)."),
+    set_: List[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    steps: Optional[int] = typer.Option(None, help="Shortcut for --set run.steps=N."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
+) -> None:
+    """Stage 2: adapt a student to unpaired real photos (GAN + extended and cluster contrast + synthetic replay); resumable."""
+    from ..stages.adapt import load_adapt_config, parse_teachers, train_adapt
+    from ..train.config import ConfigError, dump_yaml
+
+    pre = [f"student={student}"] if student else []
+    pre += [f"data.real_dir={real}"] if real else []
+    pre += [f"data.clean_dir={clean}"] if clean else []
+    try:
+        for k, v in parse_teachers(teachers).items():
+            pre.append(f"teachers.{k}={v}")
+        cfg = load_adapt_config(config, pre + list(set_) + ([f"run.steps={steps}"] if steps is not None else []))
+    except ConfigError as e:
+        raise _fail(str(e), 2)
+    if dry_run:
+        typer.echo(dump_yaml(cfg), nl=False)
+        return
+    try:
+        res = train_adapt(cfg)
+    except ConfigError as e:
+        raise _fail(str(e), 2)
+    except KeyboardInterrupt:
+        raise _fail("interrupted; run the same command again to resume from the last checkpoint", 130)
+    if res.export is not None:
+        out.print(f"adapted student after {res.step} steps ({res.rollbacks} rollbacks): {res.export}")
+
+
+@train_app.command("adapt-split")
+def adapt_split(
+    real: Path = typer.Argument(..., help="Folder of real photos (kind subfolders kept)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Writes OUT/train, OUT/heldout (links) and OUT/split.json."),
+    holdout: float = typer.Option(0.25, help="Share of each kind folder held out."),
+    seed: int = typer.Option(0, help="Seed of the hash ranking."),
+    copy: bool = typer.Option(False, "--copy", help="Copy files instead of linking them."),
+) -> None:
+    """Split real photos deterministically into train / held-out (per kind, by seeded name hash)."""
+    from ..stages.realsplit import write_split
+
+    try:
+        plan = write_split(real, output, holdout, seed, copy)
+    except (OSError, ValueError) as e:
+        raise _fail(str(e), 2)
+    for g, c in plan["counts"].items():
+        out.print(f"{g}: {c['train']} train, {c['heldout']} held out")
+    out.print(str(output / "split.json"))
+
+
 def register(app: typer.Typer) -> None:
     """Attach ``train`` to the top-level app."""
     app.add_typer(train_app, name="train")
