@@ -56,3 +56,30 @@ def test_export_cli(random_model: Path, tmp_path: Path) -> None:
     assert "parity" in r.stdout and (tmp_path / "x.onnx").stat().st_size > 1000
     r = CliRunner().invoke(app, ["export", "onnx", str(tmp_path / "missing.json"), "-o", str(tmp_path / "y.onnx")])
     assert r.exit_code == 1 and "no such model file" in r.stderr
+
+
+def test_parity_when_the_image_is_larger_than_the_tlc_window(tmp_path: Path) -> None:
+    """The exported graph must hold the local-pooling path, not a copy specialised to the
+    example size (a shape branch once exported only the global-pool path)."""
+    from uniremoval import nets
+    from uniremoval.modelfile import save_model
+
+    torch.manual_seed(0)
+    args = {"width": 8, "enc_blocks": [1, 1], "middle_blocks": 1, "inference_window": 8}
+    net = nets.build("nafnet", **args)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        for m in net.modules():  # make the channel attention matter
+            if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1):
+                m.weight.mul_(3)
+    path = save_model(net, tmp_path / "w.json", "nafnet", args)
+    onnx_net = OnnxNet(export_onnx(path, tmp_path / "w.onnx")["path"])
+    net.eval()
+    x = torch.rand(1, 3, 40, 64)
+    with torch.inference_mode():
+        ref = net(x)
+        glob = nets.build("nafnet", **{**args, "inference_window": None}).eval()
+        glob.load_state_dict(net.state_dict())
+        assert (glob(x) - ref).abs().max().item() > 1e-3  # local and global pooling differ here
+    assert (onnx_net(x) - ref).abs().max().item() < 1e-4

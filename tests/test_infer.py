@@ -122,3 +122,34 @@ def test_reflect_indices_and_windows() -> None:
     assert w[:4].eq(0).all() and w[12:].eq(1).all() and (w[4:12] > 0).all()
     plan = plan_tiles(100, 10, multiple=8, tile=40, overlap=10)
     assert plan.overlap == 16 and all(y % 8 == 0 for y in plan.ys)
+
+
+def test_nafnet_tlc_pools_locally_only_in_eval() -> None:
+    from uniremoval.nets.nafnet import LocalAvgPool
+
+    pool = LocalAvgPool(4)
+    x = torch.rand(1, 2, 9, 11)
+    assert torch.allclose(pool(x), x.mean((2, 3), keepdim=True))  # training: global
+    pool.eval()
+    y = pool(x)
+    ref = torch.nn.functional.avg_pool2d(x, 4, stride=1)
+    assert y.shape == x.shape
+    assert torch.allclose(y[..., 1 : 1 + ref.shape[-2], 1 : 1 + ref.shape[-1]], ref, atol=1e-6)
+    small = torch.rand(1, 2, 3, 4)
+    assert torch.allclose(pool(small), small.mean((2, 3), keepdim=True))  # window covers it all
+
+
+def test_nafnet_tlc_makes_far_pixels_independent() -> None:
+    """With a local window, changing one corner must not change the far corner's output;
+    with global pooling (window None) it does."""
+    torch.manual_seed(0)
+    for window, expect_local in ((16, True), (None, False)):
+        net = nets.build("nafnet", width=8, enc_blocks=[1, 1], middle_blocks=1, inference_window=window).eval()
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p) * 0.1)
+            x = torch.rand(1, 3, 128, 128)
+            x2 = x.clone()
+            x2[..., :16, :16] = 1.0
+            d = (net(x) - net(x2))[..., -16:, -16:].abs().max().item()
+        assert (d < 1e-6) == expect_local, (window, d)

@@ -29,13 +29,18 @@ from torch import nn
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
-#: Tile once an image has more pixels than this (per device type).
-DEFAULT_PIXEL_BUDGET = {"cpu": 2_000_000, "cuda": 16_000_000, "mps": 4_000_000}
+#: Tile once an image has more pixels than this (per device type). On the CPU tiles are
+#: faster than one pass whatever the image size, because a tile's activations stay in cache
+#: (nafnet-small: ~1.1 MP/s with 256 px tiles vs ~0.2 MP/s in one pass on a 1 MP image, 2-core
+#: Zen 4), so the CPU tiles everything larger than one tile. Tiles much smaller than 384 px
+#: cost quality: NAFNet's channel attention pools over 192 px windows (TLC), which a tile edge
+#: clips (256/32 tiles: 34 dB from the one-pass output on a real photo; 384/64: 41 dB).
+DEFAULT_PIXEL_BUDGET = {"cpu": 384 * 384, "cuda": 16_000_000, "mps": 4_000_000}
 #: Tile side used by ``tile="auto"`` (per device type).
-DEFAULT_TILE = {"cpu": 768, "cuda": 1024, "mps": 768}
+DEFAULT_TILE = {"cpu": 384, "cuda": 1024, "mps": 768}
 #: Tiles per forward pass (per device type): batching helps accelerators, not CPUs.
 DEFAULT_TILE_BATCH = {"cpu": 1, "cuda": 4, "mps": 2}
-DEFAULT_OVERLAP = 32
+DEFAULT_OVERLAP = 64
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -61,15 +66,17 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+def resolve_precision(precision: str, device: torch.device, compiled: bool = False) -> torch.dtype:
     """Map a precision name to the compute dtype for ``device``.
 
-    ``auto`` means fp32 for now: bf16 is measured in ``benchmarks/infer.py`` and becomes the
-    default only where its speed-up and quality loss have been checked.
+    ``auto`` is the measured best (benchmarks/README.md): fp32 in eager mode (eager bf16 is no
+    faster on the CPU), bf16 for a compiled network on a CPU with native bf16 (about 2x).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-    if precision in ("auto", "fp32"):
+    if precision == "auto":
+        return torch.bfloat16 if compiled and device.type == "cpu" and cpu_has_fast_bf16() else torch.float32
+    if precision == "fp32":
         return torch.float32
     if precision == "bf16":
         return torch.bfloat16
@@ -171,6 +178,8 @@ class Engine:
         pixel_budget: pixels above which ``tile="auto"`` tiles (default per device).
         channels_last: NHWC memory layout (faster convolutions on CPU and tensor cores).
         deterministic: ask cuDNN for deterministic kernels (CPU kernels already are).
+        compile: run full tiles through ``torch.compile`` (fixed shapes, so one compilation;
+            Inductor caches it on disk for later runs). Pays off on many or large photos.
     """
 
     def __init__(
@@ -184,6 +193,7 @@ class Engine:
         pixel_budget: int | None = None,
         channels_last: bool = True,
         deterministic: bool = True,
+        compile: bool = False,
     ) -> None:
         self.device = select_device(device) if isinstance(device, str) else device
         self.is_torch = isinstance(net, nn.Module)
@@ -193,7 +203,8 @@ class Engine:
             if precision not in ("auto", "fp32"):
                 raise ValueError(f"precision {precision} is not available with the onnxruntime backend (fp32 only)")
             channels_last = False
-        self.dtype = resolve_precision(precision, self.device)
+        compile = compile and self.is_torch
+        self.dtype = resolve_precision(precision, self.device, compiled=compile)
         kind = self.device.type
         if isinstance(tile, str):
             if tile != "auto":
@@ -220,6 +231,9 @@ class Engine:
                 net = net.to(memory_format=torch.channels_last)
         self.net = net
         self.multiple = int(getattr(net, "size_multiple", 1))
+        # Compiled for one input shape (a batch of full tiles); other shapes run eagerly, so a
+        # folder of odd sizes never triggers a recompilation per photo.
+        self._compiled = torch.compile(net, dynamic=False) if compile else None
 
     def plan(self, height: int, width: int) -> TilePlan:
         """The tile plan this engine uses for an image of the given size."""
@@ -238,8 +252,11 @@ class Engine:
         x = batch.to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        fn = self.net
+        if self._compiled is not None and self.tile is not None and tuple(x.shape) == (self.tile_batch, x.shape[1], self.tile, self.tile):
+            fn = self._compiled
         with self._autocast():
-            y = self.net(x)
+            y = fn(x)
         return y.float().to("cpu").contiguous()
 
     def _tiles(self, x: torch.Tensor, plan: TilePlan) -> Iterator[tuple[list[tuple[int, int]], torch.Tensor]]:

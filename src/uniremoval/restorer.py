@@ -42,6 +42,7 @@ class Restorer:
         tile_batch: int | None = None,
         backend: str = "torch",
         threads: int | None = None,
+        compile: bool = False,
     ) -> "Restorer":
         """Load a bundled model by name, or a model file by path (see ``load_model``).
 
@@ -58,7 +59,7 @@ class Restorer:
             from .export import OnnxNet, cached_onnx
 
             net = OnnxNet(cached_onnx(model), threads=threads, device=str(device))
-        engine = Engine(net, device=device, precision=precision, tile=tile, overlap=overlap, tile_batch=tile_batch)
+        engine = Engine(net, device=device, precision=precision, tile=tile, overlap=overlap, tile_batch=tile_batch, compile=compile)
         return cls(model, engine)
 
     @property

@@ -6,8 +6,11 @@ Used for teachers and student. Differences from the reference code, on purpose:
 - ``forward(x, return_features=True)`` also returns the encoder and bottleneck features that
   stage 1's feature transfer and contrast need.
 
-The simplified channel attention pools globally, so the output of one pixel depends (weakly)
-on the whole input: a tiled result is close to, not exactly, the untiled one.
+- Test-time local converter (TLC, Chu et al., ECCV 2022): the channel attention pools over
+  the whole input in training (crops), but in eval mode over a local window of
+  ``inference_window`` full-resolution pixels (1.5x the training crop, TLC's choice). The
+  network then sees at test time the statistics it was trained with, and its output is local:
+  tiles no longer differ in colour from their neighbours (global pooling per tile made seams).
 """
 from __future__ import annotations
 
@@ -44,16 +47,45 @@ class SimpleGate(nn.Module):
         return a * b
 
 
+class LocalAvgPool(nn.Module):
+    """Mean over the whole map in training; in eval mode, the mean over a ``window`` x
+    ``window`` neighbourhood of each pixel (TLC), computed with an integral image so its cost
+    does not grow with the window. Near borders the nearest full window's mean is used."""
+
+    def __init__(self, window: int | None = None) -> None:
+        super().__init__()
+        self.window = window
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        k = self.window
+        if self.training or k is None:
+            return x.mean((2, 3), keepdim=True)
+        # No branch on the size: a window as large as the map gives the global mean through
+        # the same arithmetic, and an exported (ONNX) graph stays correct for every size.
+        kh, kw = torch.sym_min(k, h), torch.sym_min(k, w)
+        # Centred and in float32: the running sums then stay small, so the window means keep
+        # their precision (and PyTorch and onnxruntime, which sum in different orders, agree).
+        xf = x.float()
+        centre = xf.mean((2, 3), keepdim=True)
+        s = F.pad((xf - centre).cumsum(2).cumsum(3), (1, 0, 1, 0))
+        win = s[..., kh:, kw:] - s[..., :-kh, kw:] - s[..., kh:, :-kw] + s[..., :-kh, :-kw]
+        mean = win / (kh * kw) + centre
+        pad = ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2)
+        return F.pad(mean, pad, mode="replicate").to(x.dtype)
+
+
 class NAFBlock(nn.Module):
     """Nonlinear-activation-free block: depthwise conv + gate + channel attention + FFN."""
 
-    def __init__(self, c: int, dw_expand: int = 2, ffn_expand: int = 2) -> None:
+    def __init__(self, c: int, dw_expand: int = 2, ffn_expand: int = 2, window: int | None = None) -> None:
         super().__init__()
         dw = c * dw_expand
         self.conv1 = nn.Conv2d(c, dw, 1)
         self.conv2 = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
         self.conv3 = nn.Conv2d(dw // 2, c, 1)
-        self.sca = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dw // 2, dw // 2, 1))
+        # Index 0 holds no weights, so checkpoints of the global-pool version load unchanged.
+        self.sca = nn.Sequential(LocalAvgPool(window), nn.Conv2d(dw // 2, dw // 2, 1))
         self.sg = SimpleGate()
         ffn = c * ffn_expand
         self.conv4 = nn.Conv2d(c, ffn, 1)
@@ -84,6 +116,8 @@ class NAFNet(nn.Module):
         enc_blocks: blocks per encoder level (its length is the number of levels).
         middle_blocks: blocks at the bottleneck.
         dec_blocks: blocks per decoder level, from the deepest up; defaults to one per level.
+        inference_window: TLC window in full-resolution pixels for eval mode (None: global
+            pooling as in training); 192 = 1.5x the 128 px training crops of our recipes.
     """
 
     def __init__(
@@ -93,6 +127,7 @@ class NAFNet(nn.Module):
         enc_blocks: Sequence[int] = (1, 1, 1, 2),
         middle_blocks: int = 2,
         dec_blocks: Sequence[int] | None = None,
+        inference_window: int | None = 192,
     ) -> None:
         super().__init__()
         enc_blocks = list(enc_blocks)
@@ -106,18 +141,23 @@ class NAFNet(nn.Module):
         self.ups = nn.ModuleList()
         self.decoders = nn.ModuleList()
         c = width
+
+        def win(level: int) -> int | None:
+            # The same full-resolution extent at every level of the U-Net.
+            return None if inference_window is None else max(1, inference_window >> level)
+
         self.feature_channels: list[int] = []
-        for n in enc_blocks:
-            self.encoders.append(nn.Sequential(*[NAFBlock(c) for _ in range(n)]))
+        for level, n in enumerate(enc_blocks):
+            self.encoders.append(nn.Sequential(*[NAFBlock(c, window=win(level)) for _ in range(n)]))
             self.feature_channels.append(c)
             self.downs.append(nn.Conv2d(c, 2 * c, 2, stride=2))
             c *= 2
-        self.middle = nn.Sequential(*[NAFBlock(c) for _ in range(middle_blocks)])
+        self.middle = nn.Sequential(*[NAFBlock(c, window=win(len(enc_blocks))) for _ in range(middle_blocks)])
         self.feature_channels.append(c)
-        for n in reversed(dec_blocks):
+        for level, n in reversed(list(enumerate(dec_blocks))):
             self.ups.append(nn.Sequential(nn.Conv2d(c, 2 * c, 1, bias=False), nn.PixelShuffle(2)))
             c //= 2
-            self.decoders.append(nn.Sequential(*[NAFBlock(c) for _ in range(n)]))
+            self.decoders.append(nn.Sequential(*[NAFBlock(c, window=win(level)) for _ in range(n)]))
         self.size_multiple = 2 ** len(enc_blocks)
 
     def forward(
