@@ -54,6 +54,8 @@ class AdaptDataConfig:
 
     #: Real degraded photos; top subfolders hazy/rain/blur give the kind, others are unknown.
     real_dir: str | None = None
+    #: Keep only real photos of these kinds (haze, rain, blur, unknown); empty: all.
+    real_kinds: list[str] = field(default_factory=list)
     #: Clean photos: the discriminator's "real" class and the clean prototypes.
     clean_dir: str | None = None
     #: Clean photos degraded on the fly for the replay batch (default: clean_dir).
@@ -224,7 +226,7 @@ def build_adapt_data(cfg: AdaptConfig) -> tuple[Dataset, list[dict[str, Any]], l
     clean_dir = _need_dir(d.clean_dir, "data.clean_dir (--clean)")
     syn_dir = _need_dir(d.synthetic_dir or d.clean_dir, "data.synthetic_dir")
     reg = _registry(d.degrade)
-    real = D.RealPhotos(real_dir, crop=d.crop, seed=cfg.run.seed, hflip=True, full_check=False)
+    real = D.RealPhotos(real_dir, crop=d.crop, seed=cfg.run.seed, hflip=True, full_check=False, include=d.real_kinds or None)
     if len(real) == 0:
         raise ConfigError(f"data.real_dir {real_dir}: no readable photos")
     clean = D.RealPhotos(clean_dir, crop=d.crop, seed=cfg.run.seed + 1, hflip=True, full_check=False)
@@ -238,7 +240,7 @@ def build_adapt_data(cfg: AdaptConfig) -> tuple[Dataset, list[dict[str, Any]], l
         val = [dict(it, kind=vs.kind_of(round(i * len(vs) / min(d.val_count, len(vs))))) for i, it in enumerate(_val_items(vs, d.val_count))]
     real_val: list[dict[str, Any]] = []
     if d.real_val_dir and d.real_val_count:
-        rv = D.RealPhotos(_need_dir(d.real_val_dir, "data.real_val_dir"), crop=None, full_check=False)
+        rv = D.RealPhotos(_need_dir(d.real_val_dir, "data.real_val_dir"), crop=None, full_check=False, include=d.real_kinds or None)
         n = min(d.real_val_count, len(rv))
         for i in range(n):
             it = rv[round(i * len(rv) / n)]
