@@ -1,4 +1,5 @@
-"""Training commands: ``uniremoval train teacher`` (stage 0), ``train show-config``, ``train export``.
+"""Training commands: ``uniremoval train teacher`` (stage 0), ``train transfer`` (stage 1),
+``train ablation`` (stage-1 ablation rows), ``train show-config``, ``train export``.
 
 Runs on one process as is, or data-parallel under torchrun with the same config::
 
@@ -14,7 +15,7 @@ from rich.console import Console
 
 train_app = typer.Typer(
     no_args_is_help=True,
-    help="Train the method's networks (stage 0: specialist teachers).",
+    help="Train the method's networks (stage 0: specialist teachers; stage 1: transfer to one student).",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True, highlight=False)
@@ -56,6 +57,64 @@ def teacher(
         raise _fail("interrupted; run the same command again to resume from the last checkpoint", 130)
     if res.export is not None:
         out.print(f"teacher ({kind}) after {res.step} steps: {res.export}")
+
+
+@train_app.command()
+def transfer(
+    teachers: Optional[str] = typer.Option(None, "--teachers", "-t", help="Teacher model files per kind: haze=PATH,rain=PATH,blur=PATH (replaces the config's teachers)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Experiment YAML (e.g. configs/transfer.yaml)."),
+    set_: List[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    steps: Optional[int] = typer.Option(None, help="Shortcut for --set run.steps=N."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
+) -> None:
+    """Stage 1: train (or resume) one student from frozen teachers; export the student."""
+    from ..train.config import ConfigError, dump_yaml
+    from ..stages.transfer import load_transfer_config, parse_teachers, train_transfer
+
+    overrides = list(set_) + ([f"run.steps={steps}"] if steps is not None else [])
+    try:
+        cfg = load_transfer_config(config, parse_teachers(teachers) if teachers else None, overrides)
+    except ConfigError as e:
+        raise _fail(str(e), 2)
+    if dry_run:
+        typer.echo(dump_yaml(cfg), nl=False)
+        return
+    try:
+        res = train_transfer(cfg)
+    except ConfigError as e:
+        raise _fail(str(e), 2)
+    except KeyboardInterrupt:
+        raise _fail("interrupted; run the same command again to resume from the last checkpoint", 130)
+    if res.export is not None:
+        out.print(f"student ({', '.join(cfg.all_kinds())}) after {res.step} steps: {res.export}")
+
+
+@train_app.command()
+def ablation(
+    teachers: str = typer.Option(..., "--teachers", "-t", help="Teacher model files per kind: haze=PATH,rain=PATH,blur=PATH."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Base transfer YAML shared by every row (e.g. configs/ablation.yaml)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the rows' runs and the table (reruns resume)."),
+    set_: List[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    rows: Optional[str] = typer.Option(None, help="Comma-separated subset of rows (default: all-in-one,transfer,contrast)."),
+    eval_dir: Optional[Path] = typer.Option(None, help="Clean photos of the fixed evaluation set (default: data.val_dir)."),
+    eval_count: int = typer.Option(14, help="Evaluation pairs per kind."),
+    eval_crop: int = typer.Option(256, help="Side of the evaluation crops."),
+    eval_seed: int = typer.Option(2023, help="Seed of the evaluation pairs."),
+) -> None:
+    """Train the stage-1 ablation rows with equal data and steps; write a per-kind Markdown table."""
+    from ..train.config import ConfigError
+    from ..stages.ablation import ROW_NAMES, run_ablation
+    from ..stages.transfer import load_transfer_config, parse_teachers
+
+    try:
+        cfg = load_transfer_config(config, parse_teachers(teachers), list(set_))
+        chosen = [r.strip() for r in rows.split(",")] if rows else list(ROW_NAMES)
+        table = run_ablation(cfg, out_dir, chosen, eval_dir=eval_dir, eval_count=eval_count, eval_crop=eval_crop, eval_seed=eval_seed, log=out.print)
+    except ConfigError as e:
+        raise _fail(str(e), 2)
+    except KeyboardInterrupt:
+        raise _fail("interrupted; run the same command again to resume", 130)
+    typer.echo(table.read_text(), nl=False)
 
 
 @train_app.command("show-config")

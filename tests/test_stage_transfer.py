@@ -1,0 +1,192 @@
+"""Stage 1 (transfer): frozen teachers, gradients, kind routing, a tiny run that learns, the CLI."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_train_toydata import smooth_image  # noqa: E402
+
+from uniremoval import nets  # noqa: E402
+from uniremoval.modelfile import load_model, save_model  # noqa: E402
+from uniremoval.stages.transfer import (  # noqa: E402
+    FrozenTeacher,
+    KindTuples,
+    group_batch,
+    load_transfer_config,
+    parse_teachers,
+    train_transfer,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny_transfer.yaml"
+
+#: Two toy degradations (deterministic, learnable in a few steps by a tiny net).
+TOY: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "veil": lambda c: 0.6 * c + 0.35,
+    "dark": lambda c: 0.55 * c,
+}
+
+
+class ToyTuples(Dataset):
+    """One sample of every toy kind per item, (K, 3, S, S); torch's RNG is seeded per item."""
+
+    def __init__(self, kinds: list[str], size: int = 32, length: int = 256) -> None:
+        self.kinds, self.size, self.length = kinds, size, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        clean = torch.stack([smooth_image(self.size) for _ in self.kinds])
+        return {"input": torch.stack([TOY[k](c) for k, c in zip(self.kinds, clean)]), "target": clean}
+
+
+def toy_val(kinds: list[str], count: int = 3, size: int = 32) -> dict[str, list[dict[str, Any]]]:
+    g = torch.Generator().manual_seed(4242)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for k in kinds:
+        items = []
+        for _ in range(count):
+            c = smooth_image(size, g)
+            items.append({"input": TOY[k](c), "target": c})
+        out[k] = items
+    return out
+
+
+def cfg_for(tmp: Path, *overrides: str, teachers: dict[str, str] | None = None) -> Any:
+    return load_transfer_config(TINY, teachers or {"veil": "-", "dark": "-"}, [f"run.out_dir={tmp}", "data.batch_size=4", *overrides])
+
+
+def random_nafnet(seed: int, **args: Any) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return nets.build("nafnet", **args)
+
+
+def test_group_batch_and_kind_tuples() -> None:
+    t = torch.arange(2 * 3).view(2, 3)  # 2 tuples x 3 kinds
+    assert group_batch(t).tolist() == [0, 3, 1, 4, 2, 5]  # kind 0's samples first, then kind 1's ...
+
+    class Items(Dataset):
+        kinds = ("a", "b", "c")
+
+        def __len__(self) -> int:
+            return 9
+
+        def item_kinds(self) -> list[str]:
+            return [self.kinds[i % 3] for i in range(9)]
+
+        def __getitem__(self, i: int) -> dict[str, Any]:
+            return {"input": torch.full((1,), float(i)), "target": torch.zeros(1)}
+
+    kt = KindTuples(Items(), ["a", "b", "c"])
+    assert len(kt) == 3 and kt[1]["input"].flatten().tolist() == [3.0, 4.0, 5.0]
+    assert parse_teachers("haze=a.json, rain=b.json") == {"haze": "a.json", "rain": "b.json"}
+
+
+def test_teachers_frozen_gradients_reach_student_and_projectors(tmp_path: Path) -> None:
+    kinds = ["veil", "dark"]
+    # Teachers of different widths and depths: the projectors adapt channels and levels.
+    teachers = {"veil": random_nafnet(1, width=8, enc_blocks=[1, 1], middle_blocks=1), "dark": random_nafnet(2, width=12, enc_blocks=[1, 1, 1], middle_blocks=1)}
+    before = {k: {n: p.clone() for n, p in t.state_dict().items()} for k, t in teachers.items()}
+    cfg = cfg_for(tmp_path, "run.steps=3", "run.val_every=2", "run.ckpt_every=100")
+    res = train_transfer(cfg, ToyTuples(kinds), toy_val(kinds, 1), teachers=teachers)
+    assert res.step == 3
+    for k, t in teachers.items():
+        assert all(torch.equal(before[k][n], p) for n, p in t.state_dict().items()), f"teacher {k} changed"
+        assert not t.training and not res.teachers[k].training
+        assert all(p.grad is None and not p.requires_grad for p in t.parameters())
+    model = res.model
+    assert model is not None and model.transfer is not None
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    student = [g for n, g in grads.items() if n.startswith("student.")]
+    assert all(g is not None for g in student) and sum(float(g.abs().sum()) for g in student) > 0
+    for part in ("transfer.student.proj", "transfer.teachers.veil.proj", "transfer.teachers.dark.proj", "transfer.teachers.dark.inv"):
+        gs = [g for n, g in grads.items() if n.startswith(part) and g is not None]
+        assert gs and sum(float(g.abs().sum()) for g in gs) > 0, part
+    assert model.transfer.levels == {"veil": 3, "dark": 3}
+    assert {"psnr_veil", "psnr_dark", "psnr"} <= set(res.metrics)
+
+
+def test_teacher_without_features_falls_back_to_output_only(tmp_path: Path) -> None:
+    kinds = ["veil", "dark"]
+    teachers = {"veil": nets.build("plain", width=4, depth=2), "dark": random_nafnet(3, width=8, enc_blocks=[1, 1], middle_blocks=1)}
+    cfg = cfg_for(tmp_path, "run.steps=2", "data.val_count=0")
+    res = train_transfer(cfg, ToyTuples(kinds), {}, teachers=teachers)
+    assert res.step == 2 and res.model is not None and set(res.model.transfer.teachers) == {"dark"}
+    assert isinstance(res.teachers["veil"], FrozenTeacher) and not res.teachers["veil"].has_features
+
+
+def test_config_errors() -> None:
+    from uniremoval.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="multiple"):
+        train_transfer(load_transfer_config(TINY, {"a": "x", "b": "y"}, ["data.batch_size=5"]))
+    with pytest.raises(ConfigError, match="vgg_path"):
+        load_transfer_config(TINY, None, ["loss.img_phi=vgg"])
+
+
+def _train_toy_teacher(kind: str, tmp: Path) -> torch.nn.Module:
+    """A tiny teacher that removes one toy degradation (plain supervised steps)."""
+    torch.manual_seed(0)
+    net = nets.build("nafnet", width=8, enc_blocks=[1, 1], middle_blocks=1)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(7)
+    for _ in range(120):
+        c = torch.stack([smooth_image(32, g) for _ in range(4)])
+        loss = (net(TOY[kind](c)) - c).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net.eval()
+
+
+def test_tiny_run_improves_on_its_input(tmp_path: Path) -> None:
+    kinds = ["veil", "dark"]
+    teachers = {k: _train_toy_teacher(k, tmp_path) for k in kinds}
+    cfg = cfg_for(tmp_path, "run.steps=80", "run.val_every=80", "run.ckpt_every=80", "optim.lr=3e-3")
+    res = train_transfer(cfg, ToyTuples(kinds), toy_val(kinds, 4), teachers=teachers)
+    assert res.export is not None
+    for k in kinds:
+        assert res.metrics[f"psnr_{k}"] > res.metrics[f"input_psnr_{k}"] + 3, res.metrics
+    # the exported file is the student alone, with its kinds
+    m = load_model(res.export)
+    assert m.config.kinds == kinds and m.config.arch == "nafnet" and m.config.provenance["stage"] == "transfer"
+    assert all(not k.startswith(("transfer.", "student.")) for k in m.net.state_dict())
+
+
+def _clean_folder(path: Path, n: int, seed: int) -> Path:
+    path.mkdir(parents=True)
+    g = torch.Generator().manual_seed(seed)
+    for i in range(n):
+        img = smooth_image(72, g).permute(1, 2, 0).numpy()
+        Image.fromarray((img * 255 + 0.5).astype(np.uint8)).save(path / f"img{i}.png")
+    return path
+
+
+def test_cli_transfer_on_synthetic_pairs_of_every_kind(tmp_path: Path) -> None:
+    from uniremoval.cli import app
+
+    train = _clean_folder(tmp_path / "clean" / "train", 3, 0)
+    val = _clean_folder(tmp_path / "clean" / "val", 2, 1)
+    args = {"width": 8, "enc_blocks": [1, 1], "middle_blocks": 1}
+    paths = []
+    for i, k in enumerate(("haze", "rain", "blur")):
+        paths.append(f"{k}={save_model(random_nafnet(i, **args), tmp_path / 't' / f'{k}.json', 'nafnet', args, [k])}")
+    cmd = ["train", "transfer", "--teachers", ",".join(paths), "--config", str(TINY), "--steps", "4",
+           "--set", f"data.clean_dir={train}", "--set", f"data.val_dir={val}", "--set", f"run.out_dir={tmp_path / 'runs'}",
+           "--set", "data.epoch_size=12", "--set", "run.val_every=4", "--set", "loss.img_negatives=hard"]
+    r = CliRunner().invoke(app, cmd)
+    assert r.exit_code == 0, r.output
+    exported = tmp_path / "runs" / "tiny-transfer" / "export" / "tiny-transfer.json"
+    assert load_model(exported).config.kinds == ["haze", "rain", "blur"]
+    r = CliRunner().invoke(app, ["train", "transfer", "--teachers", "haze", "--config", str(TINY)])
+    assert r.exit_code == 2 and "kind=PATH" in r.output
