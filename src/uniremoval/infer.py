@@ -173,7 +173,8 @@ class Engine:
         precision: ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` (autocast compute dtype).
         tile: ``"auto"`` (tile above the device's pixel budget), ``None``/``0`` (never
             tile), or a tile side in pixels.
-        overlap: overlap between neighbouring tiles in pixels.
+        overlap: overlap between neighbouring tiles in pixels; None means 64, but at most a
+            quarter of the tile, so a small ``tile`` alone is a valid choice.
         tile_batch: tiles per forward pass (default per device).
         pixel_budget: pixels above which ``tile="auto"`` tiles (default per device).
         channels_last: NHWC memory layout (faster convolutions on CPU and tensor cores).
@@ -188,7 +189,7 @@ class Engine:
         device: str | torch.device = "auto",
         precision: str = "auto",
         tile: int | str | None = "auto",
-        overlap: int = DEFAULT_OVERLAP,
+        overlap: int | None = None,
         tile_batch: int | None = None,
         pixel_budget: int | None = None,
         channels_last: bool = True,
@@ -217,8 +218,8 @@ class Engine:
             if int(tile) < 1:
                 raise ValueError("tile size must be positive")
             self.tile, self.pixel_budget = int(tile), 0
-        self.overlap = int(overlap)
-        if self.overlap < 0:
+        self.overlap = None if overlap is None else int(overlap)
+        if self.overlap is not None and self.overlap < 0:
             raise ValueError("tile overlap must be >= 0")
         self.tile_batch = max(1, tile_batch or DEFAULT_TILE_BATCH.get(kind, 1))
         self.channels_last = channels_last
@@ -238,7 +239,10 @@ class Engine:
     def plan(self, height: int, width: int) -> TilePlan:
         """The tile plan this engine uses for an image of the given size."""
         use_tiles = self.tile is not None and (self.pixel_budget == 0 or height * width > (self.pixel_budget or 0))
-        return plan_tiles(height, width, self.multiple, self.tile if use_tiles else None, self.overlap)
+        overlap = self.overlap
+        if overlap is None:
+            overlap = min(DEFAULT_OVERLAP, (self.tile or 0) // 4)
+        return plan_tiles(height, width, self.multiple, self.tile if use_tiles else None, overlap)
 
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
         if self.dtype == torch.float32:

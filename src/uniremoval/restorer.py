@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 
 from . import image_io
 from .image_io import Image
-from .infer import DEFAULT_OVERLAP, Engine
+from .infer import Engine
 from .modelfile import DEFAULT_MODEL, LoadedModel, load_model
 
 BACKENDS = ("torch", "onnxruntime")
@@ -38,7 +38,7 @@ class Restorer:
         device: str | torch.device = "auto",
         precision: str = "auto",
         tile: int | str | None = "auto",
-        overlap: int = DEFAULT_OVERLAP,
+        overlap: int | None = None,
         tile_batch: int | None = None,
         backend: str = "torch",
         threads: int | None = None,
