@@ -137,3 +137,47 @@ def test_teacher_encoder_features_frozen_and_matches_forward() -> None:
     assert len(feats) == 3 and all(torch.equal(a, b) for a, b in zip(feats, ref))
     feats[-1].sum().backward()
     assert x.grad is not None and all(p.grad is None for p in net.parameters())
+
+
+def test_batch_negatives_fast_path_equals_loop() -> None:
+    g = torch.Generator().manual_seed(0)
+    a = [torch.rand(3, 2, 4, 4, generator=g), torch.rand(3, 4, 2, 2, generator=g)]
+    p = [torch.rand_like(x) for x in a]
+    negs = [torch.rand(5, *x.shape[1:], generator=g) for x in a]
+    fast = ratio_contrast(a, p, batch_negatives(negs))
+    slow = ratio_contrast(a, p, [list(n) for n in batch_negatives(negs)])  # plain lists: the loop
+    assert fast.item() == pytest.approx(slow.item(), rel=1e-6)
+
+
+def test_vgg19_features_from_a_state_dict_file(tmp_path) -> None:
+    from uniremoval import nets
+    from uniremoval.losses.contrast import VGGFeatures
+    from uniremoval.nets.vgg import VGG19Features
+
+    torch.manual_seed(0)
+    ref = VGG19Features()
+    # torchvision layout: features.N.* plus classifier keys that must be ignored
+    state = {f"features.{k}": v.clone() for k, v in ref.features.state_dict().items()}
+    state["classifier.0.weight"] = torch.zeros(2, 2)
+    pth = tmp_path / "vgg19.pth"
+    torch.save(state, pth)
+    from safetensors.torch import save_file
+
+    st = tmp_path / "vgg19.safetensors"
+    save_file(state, str(st))
+    x = torch.rand(1, 3, 32, 32)
+    for path in (pth, st):
+        phi = VGGFeatures(path)
+        phi.train()
+        assert not phi.training and all(not q.requires_grad for q in phi.parameters())
+        feats = phi(x)
+        assert [f.shape[1] for f in feats] == [64, 128, 256, 512, 512]
+        assert [f.shape[-1] for f in feats] == [32, 16, 8, 4, 2]
+        assert all(torch.equal(f, r) for f, r in zip(feats, ref(x)))
+    assert "vgg19-features" in nets.available()
+    bad = tmp_path / "bad.pth"
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, bad)
+    with pytest.raises(KeyError, match="features.0.bias"):
+        VGGFeatures(bad)
+    with pytest.raises(FileNotFoundError):
+        VGGFeatures(tmp_path / "missing.pth")

@@ -190,3 +190,17 @@ def test_cli_transfer_on_synthetic_pairs_of_every_kind(tmp_path: Path) -> None:
     assert load_model(exported).config.kinds == ["haze", "rain", "blur"]
     r = CliRunner().invoke(app, ["train", "transfer", "--teachers", "haze", "--config", str(TINY)])
     assert r.exit_code == 2 and "kind=PATH" in r.output
+
+
+def test_vgg_phi_and_target_positives_soft_negatives(tmp_path: Path) -> None:
+    from uniremoval.nets.vgg import VGG19Features
+
+    torch.manual_seed(0)
+    path = tmp_path / "vgg19.pth"
+    torch.save({f"features.{k}": v for k, v in VGG19Features().features.state_dict().items()}, path)
+    kinds = ["veil", "dark"]
+    teachers = {k: random_nafnet(i, width=8, enc_blocks=[1, 1], middle_blocks=1) for i, k in enumerate(kinds)}
+    cfg = cfg_for(tmp_path, "run.steps=2", "data.val_count=0", "loss.img_phi=vgg", f"loss.vgg_path={path}",
+                  "loss.img_positive=both", "loss.img_negatives=soft", "loss.fcl_other_teachers=true")
+    res = train_transfer(cfg, ToyTuples(kinds), {}, teachers=teachers)
+    assert res.step == 2

@@ -98,19 +98,46 @@ def ratio_contrast(
     total = anchor_feats[0].new_zeros((), dtype=torch.float32)
     for i, a in enumerate(anchor_feats):
         d_ap = mean_l1(a, positive_feats[i].detach())
-        d_an = torch.stack([mean_l1(a, n[i].detach()) for n in negs]).mean()
+        if isinstance(negative_feats, BatchNegatives):  # same value as the loop below, one op
+            d_an = _pairwise_l1(a, negative_feats.batch[i].detach())
+        else:
+            d_an = torch.stack([mean_l1(a, n[i].detach()) for n in negs]).mean()
         total = total + w[i] * d_ap / (d_an + eps)
     return total
 
 
-def batch_negatives(feats: Feats) -> list[list[torch.Tensor]]:
+class BatchNegatives(list):
+    """Every sample of a batch as a negative of every anchor (what :func:`batch_negatives` returns).
+
+    It is a list of per-sample negatives (so it works wherever a list of negatives does), and
+    it keeps the whole batch per level so :func:`ratio_contrast` can compute the mean over all
+    (anchor, negative) pairs in one broadcast op per level instead of one op per negative.
+    """
+
+    def __init__(self, feats: Feats) -> None:
+        self.batch = [f for f in feats]
+        n = feats[0].shape[0]
+        super().__init__([[f[j : j + 1] for f in feats] for j in range(n)])
+
+
+def batch_negatives(feats: Feats) -> BatchNegatives:
     """Split a batch of negative features into per-sample negatives of shape (1, C, H, W).
 
     Used for "hard" negatives: with ``negative_feats=batch_negatives(phi(inputs))`` every
     anchor is compared with every degraded input of the batch (its own included).
     """
-    n = feats[0].shape[0]
-    return [[f[j : j + 1] for f in feats] for j in range(n)]
+    return BatchNegatives(feats)
+
+
+def _pairwise_l1(a: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """mean over (anchor b, negative j) of mean |a_b - n_j|, in chunks to bound memory."""
+    a, n = a.float(), n.float()
+    per = a[0].numel() * n.shape[0]
+    chunk = max(1, (1 << 26) // max(1, per))  # ~256 MB of float32 per chunk
+    total = a.new_zeros(())
+    for i in range(0, a.shape[0], chunk):
+        total = total + (a[i : i + chunk].unsqueeze(1) - n.unsqueeze(0)).abs().sum()
+    return total / (a.numel() * n.shape[0])
 
 
 def pool_normalize(x: torch.Tensor) -> torch.Tensor:
