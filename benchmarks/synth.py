@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -27,26 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-def machine_info() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    import scipy
-
-    return {
-        "cpu": cpu, "cores_usable": usable, "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
-        "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__, "platform": platform.platform(),
-    }
+from uniremoval.sysinfo import machine
 
 
 def _fake_clean(n: int = 12) -> Path:
@@ -124,7 +104,7 @@ def main() -> None:
                             "pairs_per_s": round(rate, 1)})
         print(f"{size:4d}px DataLoader({args.workers} workers, batch {args.batch}, haze/rain/blur): {rate:.1f} pairs/s", flush=True)
 
-    result = {"machine": machine_info(), "clean": str(args.clean or "generated"), "items": args.items,
+    result = {"machine": machine(), "clean": str(args.clean or "generated"), "items": args.items,
               "repeats": args.repeats, "per_kind": rows, "loader": loader_rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "synth.json").write_text(json.dumps(result, indent=1))
