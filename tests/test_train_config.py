@@ -138,3 +138,10 @@ def test_checkpoint_is_weights_only_loadable_and_restores_rng(tmp_path: Path) ->
     got = (random.random(), np.random.standard_normal(), torch.rand(1))
     assert got[0] == expect[0] and got[1] == expect[1] and torch.equal(got[2], expect[2])
     assert [p.name for p in path.parent.iterdir()] == ["x.pt"]  # no temporary left behind
+
+
+def test_bare_off_in_yaml_means_the_word() -> None:
+    from uniremoval.stages.teacher import load_teacher_config
+
+    cfg = load_teacher_config(Path(__file__).resolve().parents[1] / "configs" / "tiny_teacher.yaml", "haze", ["run.amp=off"])
+    assert cfg.run.amp == "off"

@@ -141,6 +141,11 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 errors.append(str(e))
         raise ConfigError(f"{where}: {value!r} is not a {' or '.join(_type_name(a) for a in args)}")
     if origin is Literal:
+        # YAML 1.1 reads a bare off/on/no/yes as a boolean; `amp: off` means the word.
+        if isinstance(value, bool) and "off" in args and value is False:
+            value = "off"
+        elif isinstance(value, bool) and "on" in args and value is True:
+            value = "on"
         if value not in args:
             raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
         return value
