@@ -153,3 +153,13 @@ def test_nafnet_tlc_makes_far_pixels_independent() -> None:
             x2[..., :16, :16] = 1.0
             d = (net(x) - net(x2))[..., -16:, -16:].abs().max().item()
         assert (d < 1e-6) == expect_local, (window, d)
+
+
+def test_compiled_tiles_match_eager(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    net = _random_plain(depth=3)
+    x = torch.rand(3, 70, 90)
+    eager = Engine(net, "cpu", tile=32, overlap=8, precision="fp32")(x)
+    compiled = Engine(net, "cpu", tile=32, overlap=8, precision="fp32", compile=True)
+    assert (compiled(x) - eager).abs().max().item() < 1e-5
+    assert compiled.dtype == torch.float32

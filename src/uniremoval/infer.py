@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, Literal
 
 import numpy as np
@@ -234,7 +236,12 @@ class Engine:
         self.multiple = int(getattr(net, "size_multiple", 1))
         # Compiled for one input shape (a batch of full tiles); other shapes run eagerly, so a
         # folder of odd sizes never triggers a recompilation per photo.
-        self._compiled = torch.compile(net, dynamic=False) if compile else None
+        self._compiled = None
+        if compile:
+            # Inductor's on-disk cache makes later runs start in seconds; keep it with ours
+            # rather than in /tmp, which may be cleared between runs.
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path.home() / ".cache" / "uniremoval" / "inductor"))
+            self._compiled = torch.compile(net, dynamic=False)
 
     def plan(self, height: int, width: int) -> TilePlan:
         """The tile plan this engine uses for an image of the given size."""
