@@ -5,6 +5,7 @@
   (``TeacherEncoderFeatures``, ``VGGFeatures``).
 - :mod:`.distill`: stage 1's output distillation, ground-truth term and collaborative feature
   transfer (``FeatureTransfer``, ``feature_transfer_loss``).
+- :mod:`.adversarial`, :mod:`.cluster`: stage 2's GAN losses and cluster-grained contrast.
 
 Import the submodules directly (``from uniremoval.losses.contrast import ratio_contrast``);
 this package imports nothing so that stages only pay for what they use.
