@@ -271,7 +271,7 @@ def load_teachers(paths: Mapping[str, str]) -> dict[str, FrozenTeacher]:
 def build_transfer_datasets(cfg: TransferConfig) -> tuple[Dataset, dict[str, list[dict[str, Any]]], dict[str, Any]]:
     """Training tuples, fixed validation items per kind, and a provenance description."""
     from .. import data as D
-    from ._datasets import _registry, _val_items
+    from ._datasets import _registry
 
     d, kinds = cfg.data, cfg.all_kinds()
     if not d.clean_dir:
