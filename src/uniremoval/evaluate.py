@@ -418,11 +418,14 @@ def _write_md(path: Path, summary: dict[str, Any], metric_names: Sequence[str]) 
             f"Data: `{d['root']}`, {d['files']} files, sha256 of file list `{d['files_sha256'][:16]}`"
             + (f", manifest sha256 `{d['manifest_sha256'][:16]}`" if "manifest_sha256" in d else ""),
             f"Versions: uniremoval {env['uniremoval']}, torch {env['torch']}, numpy {env['numpy']}, python {env['python']}; seed {env['seed']}", ""]
-    for name, info in summary["methods"].items():
+    def describe(info: dict[str, Any]) -> str:
         if info.get("type") == "model":
-            text.append(f"- `{name}`: model `{info['path']}`, weights sha256 `{info['weights_sha256'][:16]}`")
-        else:
-            text.append(f"- `{name}`: baseline, {info.get('description', '')}")
+            return f"model `{info['path']}`, weights sha256 `{info['weights_sha256'][:16]}`"
+        if info.get("type") == "per-kind":
+            return "per kind: " + "; ".join(f"{k}: {describe(v)}" for k, v in info["by_kind"].items())
+        return f"baseline, {info.get('description', '')}"
+
+    text += [f"- `{name}`: {describe(info)}" for name, info in summary["methods"].items()]
     text += ["", markdown_table(summary, metric_names),
              f"Conventions: see docs/evaluation.md (crop border {summary['conventions']['crop_border']}). "
              "Means over the images where the metric is defined; failures are counted in the JSON."]
