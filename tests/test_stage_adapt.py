@@ -212,3 +212,22 @@ def test_real_split(tmp_path: Path) -> None:
     assert plan_split(tmp_path / "real", 0.25, 7)["files"] != plan["files"]
     # rerunning over an existing output works (links replaced)
     write_split(tmp_path / "real", tmp_path / "split", holdout=0.25, seed=0)
+
+
+def test_guard_leaves_fp16_scaler_skips_alone(tmp_path: Path) -> None:
+    """With fp16 loss scaling an inf gradient norm is the GradScaler skipping a step (normal),
+    not divergence: no rollback. Without a scaler the same norm rolls back."""
+    from uniremoval.train.config import OptimConfig, RunConfig
+    from uniremoval.train.guard import GuardConfig, StabilityGuard
+    from uniremoval.train.trainer import Trainer
+
+    run = RunConfig(name="s", out_dir=str(tmp_path), steps=2, progress=False, threads=1)
+    tr = Trainer(run, run, global_batch=1)
+    tr.add("net", torch.nn.Linear(2, 2), OptimConfig(lr=1e-2, grad_clip=1.0))
+    guard = StabilityGuard(tr, GuardConfig())
+    guard.snapshot()
+    tr.components["net"].scaler = object()  # type: ignore[assignment]  # stands in for a GradScaler
+    assert guard.grad_ok("net", float("inf")) and guard.rollbacks == 0
+    tr.components["net"].scaler = None
+    assert not guard.grad_ok("net", float("inf")) and guard.rollbacks == 1
+    tr.close()

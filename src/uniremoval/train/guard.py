@@ -138,6 +138,10 @@ class StabilityGuard:
         then only the weights are checked). Rolls back and returns False when it is bad."""
         reason = None
         if norm is not None:
+            if not math.isfinite(norm) and self.tr.components[name].scaler is not None:
+                # fp16 loss scaling: an inf/NaN gradient is the GradScaler's normal signal; it
+                # skipped this step and lowered the scale itself, so nothing to roll back.
+                return True
             if not math.isfinite(norm):
                 reason = f"non-finite {name} gradient norm"
             else:
