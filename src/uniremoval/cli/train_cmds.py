@@ -8,7 +8,7 @@ Runs on one process as is, or data-parallel under torchrun with the same config:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 from rich.console import Console
@@ -29,6 +29,26 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _run_stage(load: Callable[[], Any], train: Callable[[Any], Any], dry_run: bool) -> tuple[Any, Any] | None:
+    """What every stage command does: resolve the config (errors exit 2), print it on
+    --dry-run (returns None), else train, resuming, and return (config, result)."""
+    from ..train.config import ConfigError, dump_yaml
+
+    try:
+        cfg = load()
+    except ConfigError as e:
+        raise _fail(str(e), 2)
+    if dry_run:
+        typer.echo(dump_yaml(cfg), nl=False)
+        return None
+    try:
+        return cfg, train(cfg)
+    except ConfigError as e:
+        raise _fail(str(e), 2)
+    except KeyboardInterrupt:
+        raise _fail("interrupted; run the same command again to resume from the last checkpoint", 130)
+
+
 @train_app.command()
 def teacher(
     kind: str = typer.Option(..., "--kind", "-k", help="Degradation kind this teacher removes (haze, rain, blur, or any registered kind)."),
@@ -38,25 +58,12 @@ def teacher(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
 ) -> None:
     """Train (or resume) a specialist teacher for one degradation kind; export its EMA weights."""
-    from ..train.config import ConfigError, dump_yaml
     from ..stages.teacher import load_teacher_config, train_teacher
 
     overrides = list(set_) + ([f"run.steps={steps}"] if steps is not None else [])
-    try:
-        cfg = load_teacher_config(config, kind=kind, overrides=overrides)
-    except ConfigError as e:
-        raise _fail(str(e), 2)
-    if dry_run:
-        typer.echo(dump_yaml(cfg), nl=False)
-        return
-    try:
-        res = train_teacher(cfg)
-    except ConfigError as e:
-        raise _fail(str(e), 2)
-    except KeyboardInterrupt:
-        raise _fail("interrupted; run the same command again to resume from the last checkpoint", 130)
-    if res.export is not None:
-        out.print(f"teacher ({kind}) after {res.step} steps: {res.export}")
+    done = _run_stage(lambda: load_teacher_config(config, kind=kind, overrides=overrides), train_teacher, dry_run)
+    if done is not None and done[1].export is not None:
+        out.print(f"teacher ({kind}) after {done[1].step} steps: {done[1].export}")
 
 
 @train_app.command()
@@ -68,24 +75,14 @@ def transfer(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
 ) -> None:
     """Stage 1: train (or resume) one student from frozen teachers; export the student."""
-    from ..train.config import ConfigError, dump_yaml
     from ..stages.transfer import load_transfer_config, parse_teachers, train_transfer
 
     overrides = list(set_) + ([f"run.steps={steps}"] if steps is not None else [])
-    try:
-        cfg = load_transfer_config(config, parse_teachers(teachers) if teachers else None, overrides)
-    except ConfigError as e:
-        raise _fail(str(e), 2)
-    if dry_run:
-        typer.echo(dump_yaml(cfg), nl=False)
-        return
-    try:
-        res = train_transfer(cfg)
-    except ConfigError as e:
-        raise _fail(str(e), 2)
-    except KeyboardInterrupt:
-        raise _fail("interrupted; run the same command again to resume from the last checkpoint", 130)
-    if res.export is not None:
+    done = _run_stage(
+        lambda: load_transfer_config(config, parse_teachers(teachers) if teachers else None, overrides), train_transfer, dry_run
+    )
+    if done is not None and done[1].export is not None:
+        cfg, res = done
         out.print(f"student ({', '.join(cfg.all_kinds())}) after {res.step} steps: {res.export}")
 
 
@@ -185,27 +182,18 @@ def adapt(
 ) -> None:
     """Stage 2: adapt a student to unpaired real photos (GAN + extended and cluster contrast + synthetic replay); resumable."""
     from ..stages.adapt import load_adapt_config, parse_teachers, train_adapt
-    from ..train.config import ConfigError, dump_yaml
 
     pre = [f"student={student}"] if student else []
     pre += [f"data.real_dir={real}"] if real else []
     pre += [f"data.clean_dir={clean}"] if clean else []
-    try:
-        for k, v in parse_teachers(teachers).items():
-            pre.append(f"teachers.{k}={v}")
-        cfg = load_adapt_config(config, pre + list(set_) + ([f"run.steps={steps}"] if steps is not None else []))
-    except ConfigError as e:
-        raise _fail(str(e), 2)
-    if dry_run:
-        typer.echo(dump_yaml(cfg), nl=False)
-        return
-    try:
-        res = train_adapt(cfg)
-    except ConfigError as e:
-        raise _fail(str(e), 2)
-    except KeyboardInterrupt:
-        raise _fail("interrupted; run the same command again to resume from the last checkpoint", 130)
-    if res.export is not None:
+
+    def load() -> Any:
+        teacher_sets = [f"teachers.{k}={v}" for k, v in parse_teachers(teachers).items()]
+        return load_adapt_config(config, pre + teacher_sets + list(set_) + ([f"run.steps={steps}"] if steps is not None else []))
+
+    done = _run_stage(load, train_adapt, dry_run)
+    if done is not None and done[1].export is not None:
+        res = done[1]
         out.print(f"adapted student after {res.step} steps ({res.rollbacks} rollbacks): {res.export}")
 
 
