@@ -1,5 +1,6 @@
 """Training commands: ``uniremoval train teacher`` (stage 0), ``train transfer`` (stage 1),
-``train ablation`` (stage-1 ablation rows), ``train show-config``, ``train export``.
+``train ablation`` (stage-1 ablation rows), ``train adapt`` (stage 2), ``train pipeline``
+(everything, resumable), ``train show-config``, ``train export``.
 
 Runs on one process as is, or data-parallel under torchrun with the same config::
 
@@ -215,6 +216,30 @@ def adapt_split(
     for g, c in plan["counts"].items():
         out.print(f"{g}: {c['train']} train, {c['heldout']} held out")
     out.print(str(output / "split.json"))
+
+
+@train_app.command("pipeline")
+def pipeline(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Pipeline YAML (e.g. configs/default/pipeline.yaml)."),
+    set_: List[str] = typer.Option([], "--set", "-s", help=SET_HELP + " Paths: clean_dir, val_dir, real_dir, out_dir; teachers.haze=PATH skips that teacher."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved pipeline config and every stage's config, and exit."),
+) -> None:
+    """The whole method in one resumable command: real-photo split, teachers, transfer,
+    adaptation, evaluation report, and OUT/final/default.json. Rerun the same command after
+    an interruption (even a kill): finished stages are skipped, the current one resumes."""
+    from ..train.config import dump_yaml
+    from ..stages.pipeline import load_pipeline_config, run_pipeline, stage_configs
+
+    done = _run_stage(lambda: load_pipeline_config(config, list(set_)), lambda cfg: run_pipeline(cfg, log=out.print), dry_run)
+    if done is None:
+        cfg = load_pipeline_config(config, list(set_))
+        for name, sc in stage_configs(cfg).items():
+            typer.echo(f"# ---- stage {name}\n{dump_yaml(sc)}", nl=False)
+        return
+    res = done[1]
+    if res.final is None:
+        raise _fail("the pipeline stopped before the end; run the same command again to resume")
+    out.print(f"report: {res.report}\nfinal model: {res.final}")
 
 
 def register(app: typer.Typer) -> None:
