@@ -54,7 +54,6 @@ def restore(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Restore photos: any size in, the same size out, metadata kept."""
-    from ..image_io import ImageReadError, ImageWriteError
     from ..jobs import Shard, UsageError, output_is_file, plan_jobs
     from ..modelfile import ModelError
 
@@ -116,18 +115,10 @@ def restore(
 
             try:
                 notes = restorer.restore_file(job.src, job.dst, jpeg_quality=jpeg_quality, max_pixels=max_pixels, progress=on_tiles)  # type: ignore[arg-type]
-            except (ImageReadError, ImageWriteError) as e:
-                failed.append((job.src, _reason(e, job.src)))
-                progress.console.print(f"[red]failed:[/] {e}", soft_wrap=True)
-                continue
-            except MemoryError:
-                failed.append((job.src, "out of memory (try a smaller --tile)"))
-                progress.console.print(f"[red]failed:[/] {job.src}: out of memory (try a smaller --tile)", soft_wrap=True)
-                continue
             except Exception as e:  # one bad file must not stop the rest
-                msg = f"{type(e).__name__}: {e}".splitlines()[0]
-                failed.append((job.src, msg))
-                progress.console.print(f"[red]failed:[/] {job.src}: {msg}", soft_wrap=True)
+                why = _reason(e, job.src)
+                failed.append((job.src, why))
+                progress.console.print(f"[red]failed:[/] {job.src}: {why}", soft_wrap=True)
                 continue
             restored += 1
             for note in notes:
@@ -174,11 +165,14 @@ def _all_ranks_sum(counts: list[int]) -> list[int] | None:
 
 
 def _reason(e: Exception, src: Path) -> str:
-    msg = str(e)
-    for prefix in (f"{src}: ",):
-        if msg.startswith(prefix):
-            return msg[len(prefix) :]
-    return msg
+    """One line saying why ``src`` failed, without repeating its name."""
+    from ..image_io import ImageReadError, ImageWriteError
+
+    if isinstance(e, MemoryError):
+        return "out of memory (try a smaller --tile)"
+    if isinstance(e, (ImageReadError, ImageWriteError)):
+        return str(e).removeprefix(f"{src}: ")
+    return f"{type(e).__name__}: {e}".splitlines()[0]
 
 
 def _check_writable(folder: Path) -> str | None:
