@@ -145,3 +145,23 @@ def test_bare_off_in_yaml_means_the_word() -> None:
 
     cfg = load_teacher_config(Path(__file__).resolve().parents[1] / "configs" / "tiny_teacher.yaml", "haze", ["run.amp=off"])
     assert cfg.run.amp == "off"
+
+
+def test_model_init_starts_from_a_model_file_and_refuses_another_architecture(tmp_path: Path) -> None:
+    import torch
+
+    from uniremoval import nets
+    from uniremoval.modelfile import save_model
+    from uniremoval.train.config import ConfigError, ModelConfig
+
+    torch.manual_seed(3)
+    src = nets.build("plain", width=4, depth=2)
+    path = save_model(src, tmp_path / "start.json", "plain", {"width": 4, "depth": 2})
+    fresh = ModelConfig(arch="plain", args={"width": 4, "depth": 2}).build()
+    warm = ModelConfig(arch="plain", args={"width": 4, "depth": 2}, init=str(path)).build()
+    for k, v in src.state_dict().items():
+        assert torch.equal(warm.state_dict()[k], v)
+    assert any(not torch.equal(fresh.state_dict()[k], v) for k, v in src.state_dict().items())
+    assert warm.training and all(p.requires_grad for p in warm.parameters())
+    with pytest.raises(ConfigError, match="start.json"):
+        ModelConfig(arch="plain", args={"width": 8, "depth": 2}, init=str(path)).build()

@@ -185,7 +185,7 @@ def train_teacher(
             train_set, built_val, data_desc = build_datasets(cfg)
             if val_items is None:
                 val_items = built_val
-        net = nets.build(cfg.model.arch, **cfg.model.args)
+        net = cfg.model.build()
         model = tr.add("net", net, cfg.optim, cfg.schedule, ema=True)
 
         def step(t: Trainer, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -414,7 +414,7 @@ def train_transfer(
         feat_kinds = [k for k in kinds if k in frozen and frozen[k].has_features]
 
         # --- student (+ projectors): the one trained component
-        student = nets.build(cfg.model.arch, **cfg.model.args)
+        student = cfg.model.build()
         use_feat = (lo.feat_weight > 0 or lo.fcl_weight > 0) and bool(feat_kinds)
         if use_feat and not hasattr(student, "feature_channels"):
             raise ConfigError(f"student {cfg.model.arch} has no features: set loss.feat_weight=0 and loss.fcl_weight=0")

@@ -10,13 +10,17 @@ back, which every run writes next to its checkpoints.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, Mapping, TypeVar, Union
 
 import yaml
+
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 
@@ -36,6 +40,26 @@ class ModelConfig:
 
     arch: str = "nafnet-small"
     args: dict[str, Any] = field(default_factory=dict)
+    #: Model file (JSON/safetensors, checksum verified) whose weights start a fresh run:
+    #: fine-tuning or continued training. Its architecture and arguments must equal ``arch``
+    #: and ``args``. Ignored when the run resumes from its own checkpoint (that wins).
+    init: str | None = None
+
+    def build(self) -> "torch.nn.Module":
+        """Build the network, with the ``init`` weights when set (train mode, trainable)."""
+        from .. import nets
+        from ..modelfile import load_model
+
+        net = nets.build(self.arch, **self.args)
+        if self.init:
+            loaded = load_model(os.path.expanduser(self.init))
+            if loaded.config.arch != self.arch or dict(loaded.config.arch_args) != dict(self.args):
+                raise ConfigError(
+                    f"model.init {self.init}: it is {loaded.config.arch} {loaded.config.arch_args}, "
+                    f"the run builds {self.arch} {self.args}"
+                )
+            net.load_state_dict(loaded.net.state_dict(), strict=True)
+        return net
 
 
 @dataclass
