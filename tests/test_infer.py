@@ -139,6 +139,27 @@ def test_nafnet_tlc_pools_locally_only_in_eval() -> None:
     assert torch.allclose(pool(small), small.mean((2, 3), keepdim=True))  # window covers it all
 
 
+def test_tlc_grid_means_match_exact_means_and_bilinear_upsampling() -> None:
+    """The coarse-grid window means (the fast default) stay close to the exact ones, and the
+    slice-based upsampling equals F.interpolate's bilinear mode."""
+    from uniremoval.nets.nafnet import LocalAvgPool, _upsample_linear
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 5, 7)
+    for g in (2, 8):
+        ref = torch.nn.functional.interpolate(x, scale_factor=g, mode="bilinear", align_corners=False)
+        assert (_upsample_linear(_upsample_linear(x, g, 2), g, 3) - ref).abs().max().item() < 1e-6
+    # A photo-like map: smooth structure plus noise.
+    yy, xx = torch.meshgrid(torch.linspace(0, 3, 96), torch.linspace(0, 5, 128), indexing="ij")
+    img = (torch.sin(yy) * torch.cos(xx))[None, None].repeat(1, 4, 1, 1) + 0.1 * torch.rand(1, 4, 96, 128)
+    exact, coarse = LocalAvgPool(40).eval(), LocalAvgPool(40, grid=8).eval()  # 5 whole cells
+    e, c = exact(img), coarse(img)
+    assert c.shape == img.shape
+    assert (e - c).abs().max().item() < 0.05
+    assert (e - c).abs().mean().item() < 0.01
+    assert (e - img.mean((2, 3), keepdim=True)).abs().max().item() > 0.2  # the window is local
+
+
 def test_nafnet_tlc_makes_far_pixels_independent() -> None:
     """With a local window, changing one corner must not change the far corner's output;
     with global pooling (window None) it does."""
