@@ -11,7 +11,7 @@ spread over repeats, written as JSON and Markdown with the machine's description
     python benchmarks/infer.py --out bench_out                 # CPU (and CUDA when present)
     python benchmarks/infer.py --sizes 1 --repeats 5 --configs torch/fp32,onnxruntime/fp32
 
-A config is BACKEND/PRECISION with BACKEND one of torch, torch+compile, onnxruntime. FLOPs are
+A config is BACKEND/PRECISION with BACKEND one of torch, torch+compile, torch+graphs (CUDA graphs), onnxruntime. FLOPs are
 those of convolutions and matrix products (torch's FlopCounterMode; element-wise work is not
 counted), so the share of peak is a lower bound on how busy the arithmetic units are.
 """
@@ -91,7 +91,7 @@ def child(args: argparse.Namespace) -> None:
     del img, yy, xx
     backend, _, flag = args.backend.partition("+")
     restorer = Restorer.from_pretrained(model_path, device=args.device, precision=args.precision, tile=args.tile,
-                                        backend=backend, compile=flag == "compile",
+                                        backend=backend, compile=flag == "compile", cuda_graphs=flag == "graphs",
                                         tile_batch=int(args.tile_batch) if args.tile_batch else None)
     t0 = time.perf_counter()
     restorer(np.zeros((1024, 1024, 3), np.float32))  # warm-up: kernels, allocator, compilation
@@ -130,7 +130,7 @@ def main() -> None:
     ap.add_argument("--out", default="bench_out")
     ap.add_argument("--sizes", default="1,12,24", help="megapixels, comma separated")
     ap.add_argument("--configs", default=None,
-                    help="BACKEND/PRECISION list; default CPU: torch/fp32,torch/bf16,torch+compile/auto,onnxruntime/fp32; CUDA: torch/fp32,torch/bf16,torch/fp16")
+                    help="BACKEND/PRECISION list; default CPU: torch/fp32,torch/bf16,torch+compile/auto,onnxruntime/fp32; CUDA: torch/fp32,torch/bf16,torch/fp16,torch+graphs/bf16,torch+graphs/fp16")
     ap.add_argument("--devices", default="auto", help="auto = cpu, plus cuda when present")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--arch", default="nafnet-small")
@@ -154,7 +154,7 @@ def main() -> None:
     import torch
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.devices == "auto" else args.devices.split(",")
-    defaults = {"cpu": "torch/fp32,torch/bf16,torch+compile/auto,onnxruntime/fp32", "cuda": "torch/fp32,torch/bf16,torch/fp16"}
+    defaults = {"cpu": "torch/fp32,torch/bf16,torch+compile/auto,onnxruntime/fp32", "cuda": "torch/fp32,torch/bf16,torch/fp16,torch+graphs/bf16,torch+graphs/fp16"}
     flops_px = flops_per_pixel(args.arch, json.loads(args.arch_args))
     peaks = {dev: matmul_peak(dev) for dev in devices}
     results = []

@@ -184,3 +184,9 @@ def test_compiled_tiles_match_eager(monkeypatch: pytest.MonkeyPatch, tmp_path) -
     compiled = Engine(net, "cpu", tile=32, overlap=8, precision="fp32", compile=True)
     assert (compiled(x) - eager).abs().max().item() < 1e-5
     assert compiled.dtype == torch.float32
+
+
+def test_cuda_graphs_are_refused_off_cuda() -> None:
+    net = _random_plain(depth=2)
+    with pytest.raises(ValueError, match="CUDA graphs need"):
+        Engine(net, "cpu", cuda_graphs=True)

@@ -43,6 +43,7 @@ class Restorer:
         backend: str = "torch",
         threads: int | None = None,
         compile: bool = False,
+        cuda_graphs: bool = False,
     ) -> "Restorer":
         """Load a bundled model by name, or a model file by path (see ``load_model``).
 
@@ -59,7 +60,7 @@ class Restorer:
             from .export import OnnxNet, cached_onnx
 
             net = OnnxNet(cached_onnx(model), threads=threads, device=str(device))
-        engine = Engine(net, device=device, precision=precision, tile=tile, overlap=overlap, tile_batch=tile_batch, compile=compile)
+        engine = Engine(net, device=device, precision=precision, tile=tile, overlap=overlap, tile_batch=tile_batch, compile=compile, cuda_graphs=cuda_graphs)
         return cls(model, engine)
 
     @property

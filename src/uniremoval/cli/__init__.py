@@ -51,6 +51,7 @@ def restore(
     max_pixels: int = typer.Option(120_000_000, help="Refuse images with more pixels (decompression-bomb guard)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: all cores)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the network (slow first start, cached; ~2x on CPU with bf16)."),
+    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="CUDA only: replay full-tile batches from a recorded CUDA graph."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Restore photos: any size in, the same size out, metadata kept."""
@@ -89,7 +90,7 @@ def restore(
     try:
         restorer = Restorer.from_pretrained(
             model, device=device, precision=precision, tile=tile_arg, overlap=tile_overlap,
-            tile_batch=tile_batch, backend=backend, threads=threads, compile=compile,
+            tile_batch=tile_batch, backend=backend, threads=threads, compile=compile, cuda_graphs=cuda_graphs,
         )
     except (ModelError, ValueError) as e:
         raise _fail(str(e))
