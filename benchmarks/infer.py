@@ -92,7 +92,8 @@ def child(args: argparse.Namespace) -> None:
     backend, _, flag = args.backend.partition("+")
     restorer = Restorer.from_pretrained(model_path, device=args.device, precision=args.precision, tile=args.tile,
                                         backend=backend, compile=flag == "compile", cuda_graphs=flag == "graphs",
-                                        tile_batch=int(args.tile_batch) if args.tile_batch else None)
+                                        tile_batch=int(args.tile_batch) if args.tile_batch else None,
+                                        overlap=int(args.overlap) if args.overlap else None)
     t0 = time.perf_counter()
     restorer(np.zeros((1024, 1024, 3), np.float32))  # warm-up: kernels, allocator, compilation
     warmup_s = time.perf_counter() - t0
@@ -116,7 +117,7 @@ def child(args: argparse.Namespace) -> None:
     out = {
         "mp": round(w * h / 1e6, 2), "width": w, "height": h, "device": str(restorer.device),
         "precision": args.precision, "backend": args.backend, "compute_dtype": str(restorer.engine.dtype).replace("torch.", ""),
-        "warmup_s": warmup_s, "arch": args.arch, "tiles": plan.n_tiles, "tile": [plan.tile_h, plan.tile_w],
+        "warmup_s": warmup_s, "arch": args.arch, "tiles": plan.n_tiles, "tile": [plan.tile_h, plan.tile_w], "overlap": plan.overlap,
         "times_s": times, "median_s": statistics.median(times), "mp_per_s": w * h / 1e6 / statistics.median(times),
         "peak_rss_mib": rss,
     }
@@ -136,6 +137,7 @@ def main() -> None:
     ap.add_argument("--arch", default="nafnet-small")
     ap.add_argument("--arch-args", default="{}")
     ap.add_argument("--tile", default="auto")
+    ap.add_argument("--overlap", default="", help="tile overlap in pixels (default: the engine's)")
     ap.add_argument("--tag", default="", help="suffix for the output file names")
     ap.add_argument("--engine-only", action="store_true", help="time the engine on a decoded tensor (no file I/O)")
     ap.add_argument("--tile-batch", default="", help="tiles per forward pass (default per device)")
@@ -164,7 +166,7 @@ def main() -> None:
             for mp in [float(s) for s in args.sizes.split(",")]:
                 cmd = [sys.executable, __file__, "--child", "--mp", str(mp), "--device", dev, "--precision", prec, "--backend", backend,
                        "--repeats", str(args.repeats), "--arch", args.arch, "--arch-args", args.arch_args, "--tile", str(args.tile),
-                       "--tile-batch", args.tile_batch] + (["--engine-only"] if args.engine_only else [])
+                       "--tile-batch", args.tile_batch, "--overlap", args.overlap] + (["--engine-only"] if args.engine_only else [])
                 p = subprocess.run(cmd, capture_output=True, text=True)
                 line = next((l for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
                 if p.returncode != 0 or line is None:
@@ -177,7 +179,7 @@ def main() -> None:
                 results.append(r)
                 print(f"{dev:5s} {backend:14s} {prec:5s} {r['mp']:6.2f} MP  {r['median_s']:7.2f} s  {r['mp_per_s']:6.3f} MP/s  "
                       f"peak RSS {r['peak_rss_mib']:7.0f} MiB  tiles {r['tiles']}  {100 * r['share_of_matmul_peak']:.1f}% of peak", flush=True)
-    report = {"benchmark": "infer", "engine_only": args.engine_only, "tile": args.tile, "tile_batch": args.tile_batch, "machine": machine(), "arch": args.arch, "arch_args": json.loads(args.arch_args),
+    report = {"benchmark": "infer", "engine_only": args.engine_only, "tile": args.tile, "overlap": args.overlap or "default", "tile_batch": args.tile_batch, "machine": machine(), "arch": args.arch, "arch_args": json.loads(args.arch_args),
               "flops_per_pixel": flops_px, "matmul_peak_flops": peaks, "load_average": os.getloadavg(),
               "repeats": args.repeats, "date": time.strftime("%Y-%m-%d %H:%M"), "results": results}
     out = Path(args.out)

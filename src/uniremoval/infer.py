@@ -42,7 +42,11 @@ DEFAULT_PIXEL_BUDGET = {"cpu": 384 * 384, "cuda": 16_000_000, "mps": 4_000_000}
 DEFAULT_TILE = {"cpu": 384, "cuda": 1024, "mps": 768}
 #: Tiles per forward pass (per device type): batching helps accelerators, not CPUs.
 DEFAULT_TILE_BATCH = {"cpu": 1, "cuda": 4, "mps": 2}
-DEFAULT_OVERLAP = 64
+#: Minimum tile overlap (per device type); each axis widens it as far as its tile count allows
+#: (a 12 MP photo on the CPU gets 48 px at the tile count of 32 px: 108 tiles of 384 px
+#: instead of the 130 a 64 px minimum needs, -19 % time; tiled vs one pass on 8 real photos
+#: 36.9-64 dB instead of 39.4-64 dB).
+DEFAULT_OVERLAP = {"cpu": 32, "cuda": 64, "mps": 64}
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -127,7 +131,7 @@ def blend_window(tile: int, overlap: int, inner_start: bool, inner_end: bool) ->
 
 @dataclass
 class TilePlan:
-    """How an image is cut: padded size, tile size and tile start offsets per axis."""
+    """How an image is cut: padded size, tile size, overlaps and tile start offsets per axis."""
 
     height: int
     width: int
@@ -135,9 +139,15 @@ class TilePlan:
     padded_width: int
     tile_h: int
     tile_w: int
-    overlap: int
+    overlap_h: int
+    overlap_w: int
     ys: list[int]
     xs: list[int]
+
+    @property
+    def overlap(self) -> int:
+        """The smaller of the two axes' overlaps."""
+        return min(self.overlap_h, self.overlap_w)
 
     @property
     def n_tiles(self) -> int:
@@ -152,17 +162,30 @@ def _round_up(v: int, m: int) -> int:
     return -(-v // m) * m
 
 
+def _axis_overlap(total: int, tile: int, overlap: int, multiple: int) -> int:
+    """The overlap to use along one axis: at least ``overlap``, widened as far as the same
+    number of tiles allows (on the ``multiple`` grid). More overlap costs nothing once the tile
+    count is fixed and moves the seams further from the tiles' edges."""
+    n = len(tile_starts(total, tile, overlap))
+    if n < 2:
+        return overlap
+    stride = _round_up(-(-(total - tile) // (n - 1)), multiple)
+    return max(overlap, min(tile - stride, tile - multiple))
+
+
 def plan_tiles(height: int, width: int, multiple: int, tile: int | None, overlap: int) -> TilePlan:
-    """Plan tiles for an image; ``tile=None`` means one pass over the padded image."""
+    """Plan tiles for an image; ``tile=None`` means one pass over the padded image.
+    ``overlap`` is the minimum; each axis widens it when that needs no more tiles."""
     ph, pw = _round_up(height, multiple), _round_up(width, multiple)
     if tile is None:
-        return TilePlan(height, width, ph, pw, ph, pw, 0, [0], [0])
+        return TilePlan(height, width, ph, pw, ph, pw, 0, 0, [0], [0])
     t = max(_round_up(tile, multiple), multiple)
     ov = _round_up(max(overlap, 0), multiple) if overlap > 0 else 0
     if ov >= t:
         raise ValueError(f"tile overlap {overlap} must be smaller than the tile size {t}")
     th, tw = min(t, ph), min(t, pw)
-    return TilePlan(height, width, ph, pw, th, tw, ov, tile_starts(ph, th, ov), tile_starts(pw, tw, ov))
+    oh, ow = (_axis_overlap(ph, th, ov, multiple), _axis_overlap(pw, tw, ov, multiple)) if ov > 0 else (0, 0)
+    return TilePlan(height, width, ph, pw, th, tw, oh, ow, tile_starts(ph, th, oh), tile_starts(pw, tw, ow))
 
 
 class Engine:
@@ -175,7 +198,8 @@ class Engine:
         precision: ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` (autocast compute dtype).
         tile: ``"auto"`` (tile above the device's pixel budget), ``None``/``0`` (never
             tile), or a tile side in pixels.
-        overlap: overlap between neighbouring tiles in pixels; None means 64, but at most a
+        overlap: minimum overlap between neighbouring tiles in pixels (widened where the tile
+            count allows); None means the device's default (CPU 32, else 64), but at most a
             quarter of the tile, so a small ``tile`` alone is a valid choice.
         tile_batch: tiles per forward pass (default per device).
         pixel_budget: pixels above which ``tile="auto"`` tiles (default per device).
@@ -249,14 +273,17 @@ class Engine:
             # Inductor's on-disk cache makes later runs start in seconds; keep it with ours
             # rather than in /tmp, which may be cleared between runs.
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path.home() / ".cache" / "uniremoval" / "inductor"))
-            self._compiled = torch.compile(net, dynamic=False)
+            # Freezing folds the weights into the graph as constants, which lets Inductor
+            # pre-pack them for oneDNN on the CPU: 107 -> 86 ms per 384 px bf16 tile here.
+            opts = {"freezing": True} if self.device.type == "cpu" else None
+            self._compiled = torch.compile(net, dynamic=False, options=opts)
 
     def plan(self, height: int, width: int) -> TilePlan:
         """The tile plan this engine uses for an image of the given size."""
         use_tiles = self.tile is not None and (self.pixel_budget == 0 or height * width > (self.pixel_budget or 0))
         overlap = self.overlap
         if overlap is None:
-            overlap = min(DEFAULT_OVERLAP, (self.tile or 0) // 4)
+            overlap = min(DEFAULT_OVERLAP.get(self.device.type, 64), (self.tile or 0) // 4)
         return plan_tiles(height, width, self.multiple, self.tile if use_tiles else None, overlap)
 
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
@@ -332,8 +359,8 @@ class Engine:
                 progress(1, 1)
             return out
         acc = torch.zeros(c, plan.padded_height, plan.padded_width)
-        wy = {y: blend_window(plan.tile_h, plan.overlap, y > 0, y + plan.tile_h < plan.padded_height) for y in plan.ys}
-        wx = {xx: blend_window(plan.tile_w, plan.overlap, xx > 0, xx + plan.tile_w < plan.padded_width) for xx in plan.xs}
+        wy = {y: blend_window(plan.tile_h, plan.overlap_h, y > 0, y + plan.tile_h < plan.padded_height) for y in plan.ys}
+        wx = {xx: blend_window(plan.tile_w, plan.overlap_w, xx > 0, xx + plan.tile_w < plan.padded_width) for xx in plan.xs}
         # The 2-D weights are outer products on a grid, so their sum is the outer product of
         # the 1-D sums: no full-size weight map is needed.
         norm_y = torch.zeros(plan.padded_height)

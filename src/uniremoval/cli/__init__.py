@@ -40,7 +40,7 @@ def restore(
     precision: str = typer.Option("auto", help="auto | fp32 | bf16 | fp16"),
     backend: str = typer.Option("torch", help="torch | onnxruntime (exports the model to ONNX once, cached)."),
     tile: str = typer.Option("auto", help="auto (tile large images), 0 (never), or a tile size in pixels."),
-    tile_overlap: Optional[int] = typer.Option(None, help="Overlap between tiles in pixels (default 64, at most a quarter of the tile)."),
+    tile_overlap: Optional[int] = typer.Option(None, help="Minimum overlap between tiles in pixels, widened where the tile count allows (default CPU 32, GPU 64; at most a quarter of the tile)."),
     tile_batch: Optional[int] = typer.Option(None, help="Tiles per forward pass (default per device)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     skip_existing: bool = typer.Option(False, help="Skip inputs whose output already exists."),
