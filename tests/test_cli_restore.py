@@ -192,8 +192,8 @@ def test_missing_file_and_missing_model(tmp_path: Path, identity_model: Path) ->
     a = _photo(tmp_path / "a.png")
     r = _run(str(a), str(tmp_path / "nope.jpg"), "-o", str(tmp_path / "o"), "--model", str(identity_model))
     assert r.exit_code == 1 and "nope.jpg: no such file or folder" in r.stderr
-    r = _run(str(a), "-o", str(tmp_path / "o2"))
-    assert r.exit_code == 1 and "no trained model is bundled" in r.stderr
+    r = _run(str(a), "-o", str(tmp_path / "o2"), "--model", str(tmp_path / "gone.json"))
+    assert r.exit_code == 1 and "gone.json: no such model file" in r.stderr
     assert not (tmp_path / "o2" / "a.png").exists()
 
 

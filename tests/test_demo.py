@@ -11,7 +11,26 @@ from uniremoval.cli import app
 pytest.importorskip("skimage")
 
 
-def test_demo_without_a_trained_model_says_so(tmp_path: Path) -> None:
+def test_demo_with_the_bundled_default_model_restores_every_kind(tmp_path: Path) -> None:
+    """`make demo` as a user runs it: the shipped model, no --model. On these sample photos
+    it must improve PSNR on average for every kind it was trained for."""
+    r = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "d" / "grid.png").is_file()
+    gains: dict[str, list[float]] = {}
+    for line in r.stdout.splitlines():
+        cells = [c.strip() for c in line.split("│") if c.strip()]
+        if len(cells) == 4 and cells[1] in ("haze", "rain", "blur"):
+            gains.setdefault(cells[1], []).append(float(cells[3]) - float(cells[2]))
+    assert set(gains) == {"haze", "rain", "blur"}, r.stdout
+    assert sum(gains["haze"]) / len(gains["haze"]) > 1.0, gains
+    assert all(sum(v) / len(v) > -0.5 for v in gains.values()), gains
+
+
+def test_demo_without_a_trained_model_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uniremoval.modelfile as mf
+
+    monkeypatch.setattr(mf, "bundled_dir", lambda: tmp_path / "empty")
     r = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d")])
     assert r.exit_code == 1 and "no trained model is bundled" in r.stderr
     assert not (tmp_path / "d").exists()

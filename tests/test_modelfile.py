@@ -81,7 +81,23 @@ def test_bad_configs_give_clear_errors(identity_model: Path, tmp_path: Path, mut
         load_model(j)
 
 
-def test_no_bundled_default_model_says_so() -> None:
+def test_the_bundled_default_model_loads_verified_and_small() -> None:
+    from uniremoval.modelfile import bundled_dir
+
+    m = load_model("default")  # sha256 checked on load
+    assert set(m.config.kinds) == {"haze", "rain", "blur"}
+    size = sum(f.stat().st_size for f in bundled_dir().glob("default.*"))
+    assert size < 20 * 2**20
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        y = m.net(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+def test_no_bundled_default_model_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uniremoval.modelfile as mf
+
+    monkeypatch.setattr(mf, "bundled_dir", lambda: tmp_path)
     with pytest.raises(ModelError, match="no trained model is bundled"):
         resolve_model_path("default")
     with pytest.raises(ModelError, match="no such model"):

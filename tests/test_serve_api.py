@@ -374,9 +374,9 @@ def test_cli_serve_without_model_fails_clearly() -> None:
 
     from uniremoval.cli import app
 
-    res = CliRunner().invoke(app, ["serve", "--port", "0"])
+    res = CliRunner().invoke(app, ["serve", "--port", "0", "--model", "no-such-model"])
     assert res.exit_code == 1
-    assert "no trained model is bundled" in " ".join(res.output.split())
+    assert "no-such-model: no such model" in " ".join(res.output.split())
 
 
 def test_app_can_be_served_twice(restorer: Restorer) -> None:
