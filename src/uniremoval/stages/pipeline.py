@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..train.config import ConfigError, dump_yaml, load_config, to_dict
 
@@ -265,43 +265,25 @@ def run_pipeline(
             log(f"== teacher {kind}: given, {res.teachers[kind]}")
             continue
         tc = teacher_config(cfg, kind)
-        done = stage_done(tc)
+        detail = f"{tc.run.steps} steps ({tc.model.arch}, crop {tc.data.crop}, batch {tc.data.batch_size})"
+        done = _run_stage(f"teacher-{kind}", f"teacher {kind}", tc, train_teacher, detail, res, stop_after, log)
         if done is None:
-            log(f"== teacher {kind}: training {tc.run.steps} steps ({tc.model.arch}, crop {tc.data.crop}, batch {tc.data.batch_size})")
-            r = train_teacher(tc, stop_after=stop_after.get(f"teacher-{kind}"))
-            res.ran.append(f"teacher-{kind}")
-            if r.export is None:
-                return res
-            done = r.export
-        else:
-            log(f"== teacher {kind}: done, {done}")
+            return res
         res.teachers[kind] = str(done.resolve())
 
     # 3. transfer.
     tc = transfer_config(cfg, res.teachers)
-    res.transfer = stage_done(tc)
+    detail = f"{tc.run.steps} steps (batch {tc.data.batch_size}, crop {tc.data.crop})"
+    res.transfer = _run_stage("transfer", "transfer", tc, train_transfer, detail, res, stop_after, log)
     if res.transfer is None:
-        log(f"== transfer: training {tc.run.steps} steps (batch {tc.data.batch_size}, crop {tc.data.crop})")
-        r = train_transfer(tc, stop_after=stop_after.get("transfer"))
-        res.ran.append("transfer")
-        if r.export is None:
-            return res
-        res.transfer = r.export
-    else:
-        log(f"== transfer: done, {res.transfer}")
+        return res
 
     # 4. adaptation.
     ac = adapt_config(cfg, str(res.transfer.resolve()), res.teachers)
-    res.adapt = stage_done(ac)
+    detail = f"{ac.run.steps} steps (batch {ac.data.batch_size}, crop {ac.data.crop})"
+    res.adapt = _run_stage("adapt", "adapt", ac, train_adapt, detail, res, stop_after, log)
     if res.adapt is None:
-        log(f"== adapt: training {ac.run.steps} steps (batch {ac.data.batch_size}, crop {ac.data.crop})")
-        r = train_adapt(ac, stop_after=stop_after.get("adapt"))
-        res.ran.append("adapt")
-        if r.export is None:
-            return res
-        res.adapt = r.export
-    else:
-        log(f"== adapt: done, {res.adapt}")
+        return res
 
     # 5. evaluation, 6. the shipped model.
     res.report, evaluated = evaluate_pipeline(cfg, res.teachers, res.transfer, res.adapt, log)
@@ -399,6 +381,22 @@ def evaluate_pipeline(
     (report / "report.md").write_text("\n".join(parts))
     stamp_path.write_text(json.dumps(stamp, indent=1))
     return report / "report.md", True
+
+
+def _run_stage(
+    key: str, label: str, stage_cfg: Any, train: Callable[..., Any], detail: str,
+    res: "PipelineResult", stop_after: Mapping[str, int], log: Callable[[str], None],
+) -> Path | None:
+    """A stage's export: the existing one when it was made with exactly ``stage_cfg``, else
+    train (or resume) it. None when training stopped early (``stop_after``) without export."""
+    done = stage_done(stage_cfg)
+    if done is not None:
+        log(f"== {label}: done, {done}")
+        return done
+    log(f"== {label}: training {detail}")
+    r = train(stage_cfg, stop_after=stop_after.get(key))
+    res.ran.append(key)
+    return r.export
 
 
 def ship_final(cfg: PipelineConfig, adapted: Path, inputs: dict[str, Any]) -> Path:
