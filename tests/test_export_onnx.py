@@ -38,7 +38,7 @@ def test_parity_under_1e4_for_dynamic_sizes(onnx_file: tuple[Path, dict], random
 def test_onnxruntime_backend_matches_torch(random_model: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("UNIREMOVAL_CACHE", str(tmp_path))
     img = np.random.default_rng(0).random((45, 61, 3)).astype(np.float32)
-    a = Restorer.from_pretrained(random_model, device="cpu")(img)
+    a = Restorer.from_pretrained(random_model, device="cpu", precision="fp32")(img)
     ort = Restorer.from_pretrained(random_model, device="cpu", backend="onnxruntime", tile=16, overlap=4)
     b = ort(img)
     assert b.shape == img.shape

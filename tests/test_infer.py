@@ -50,8 +50,8 @@ def test_output_has_exactly_the_input_size(shape: tuple[int, int]) -> None:
 def test_tiled_equals_untiled_for_a_local_network() -> None:
     net = _random_plain(depth=4)  # receptive radius 4 <= overlap / 4
     x = torch.rand(3, 123, 201)
-    full = Engine(net, "cpu", tile=None)(x)
-    engine = Engine(net, "cpu", tile=48, overlap=16, tile_batch=3)
+    full = Engine(net, "cpu", tile=None, precision="fp32")(x)
+    engine = Engine(net, "cpu", tile=48, overlap=16, tile_batch=3, precision="fp32")
     assert engine.plan(123, 201).n_tiles > 6
     tiled = engine(x)
     assert (full - tiled).abs().max().item() < 1e-4
@@ -61,8 +61,8 @@ def test_tiled_equals_untiled_for_a_local_unet_with_padding() -> None:
     torch.manual_seed(3)
     net = _LocalUNet()
     x = torch.rand(3, 90, 151)  # not a multiple of 4: exercises the reflect padding
-    full = Engine(net, "cpu", tile=None)(x)
-    tiled = Engine(net, "cpu", tile=40, overlap=36, tile_batch=2)(x)
+    full = Engine(net, "cpu", tile=None, precision="fp32")(x)
+    tiled = Engine(net, "cpu", tile=40, overlap=36, tile_batch=2, precision="fp32")(x)
     assert (full - tiled).abs().max().item() < 1e-4
 
 
@@ -180,8 +180,11 @@ def test_compiled_tiles_match_eager(monkeypatch: pytest.MonkeyPatch, tmp_path) -
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     net = _random_plain(depth=3)
     x = torch.rand(3, 70, 90)
-    eager = Engine(net, "cpu", tile=32, overlap=8, precision="fp32")(x)
-    compiled = Engine(net, "cpu", tile=32, overlap=8, precision="fp32", compile=True)
+    # Eager tiles are fitted to the photo, compiled ones keep their fixed shape: the overlap
+    # covers the receptive field (radius 3 <= 16 / 4), so both tilings equal one pass.
+    eager = Engine(net, "cpu", tile=48, overlap=16, precision="fp32")(x)
+    compiled = Engine(net, "cpu", tile=48, overlap=16, precision="fp32", compile=True)
+    assert compiled.plan(70, 90).tiled
     assert (compiled(x) - eager).abs().max().item() < 1e-5
     assert compiled.dtype == torch.float32
 
@@ -190,3 +193,54 @@ def test_cuda_graphs_are_refused_off_cuda() -> None:
     net = _random_plain(depth=2)
     with pytest.raises(ValueError, match="CUDA graphs need"):
         Engine(net, "cpu", cuda_graphs=True)
+
+
+def test_fitted_tiles_keep_the_count_and_cover_the_image() -> None:
+    fixed = plan_tiles(3000, 4000, multiple=16, tile=512, overlap=32)
+    fit = plan_tiles(3000, 4000, multiple=16, tile=512, overlap=32, fit=True)
+    assert (len(fit.ys), len(fit.xs)) == (len(fixed.ys), len(fixed.xs)) == (7, 9)
+    assert fit.tile_h < 512 and fit.tile_w < 512 and fit.tile_h % 16 == 0 and fit.tile_w % 16 == 0
+    assert fit.n_tiles * fit.tile_h * fit.tile_w < 0.9 * fixed.n_tiles * 512 * 512
+    for starts, tile, overlap, total in ((fit.ys, fit.tile_h, fit.overlap_h, fit.padded_height), (fit.xs, fit.tile_w, fit.overlap_w, fit.padded_width)):
+        assert starts[0] == 0 and starts[-1] + tile == total and all(s % 16 == 0 for s in starts)
+        assert overlap >= 32 and all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+    # a side that fits in one tile is one tile of its own size
+    small = plan_tiles(300, 4000, multiple=16, tile=512, overlap=32, fit=True)
+    assert small.ys == [0] and small.tile_h == 304
+
+
+def test_eager_engine_fits_tiles_but_fixed_shape_modes_do_not() -> None:
+    net = _random_plain(depth=2)
+    assert Engine(net, "cpu", tile=512).plan(3000, 4000).tile_w < 512
+    assert Engine(net, "cpu", tile=512, compile=True).plan(3000, 4000).tile_w == 512
+
+
+def test_malloc_tuning_is_idempotent_and_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+
+    from uniremoval import hostmem
+
+    monkeypatch.setattr(hostmem, "_tuned", None)
+    monkeypatch.setenv("UNIREMOVAL_MALLOC_TUNE", "0")
+    assert hostmem.tune_malloc() is False
+    monkeypatch.setattr(hostmem, "_tuned", None)
+    monkeypatch.delenv("UNIREMOVAL_MALLOC_TUNE")
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert hostmem.tune_malloc() is glibc
+    assert hostmem.tune_malloc() is glibc
+
+
+@pytest.mark.parametrize("grid", [1, 4])
+def test_channel_attention_conv_on_pooled_values_equals_full_resolution(grid: int) -> None:
+    """The 1x1 conv runs on the coarse window means before upsampling; that must equal the
+    conv applied to the upsampled means at full resolution (both linear, weights sum to 1)."""
+    from uniremoval.nets.nafnet import LocalAvgPool, _scaled_conv1x1
+
+    torch.manual_seed(0)
+    pool = LocalAvgPool(24, grid).eval()
+    conv = torch.nn.Conv2d(6, 6, 1)
+    x = torch.rand(2, 6, 32, 48).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.allclose(pool.pooled(x, then=conv), conv(pool(x)), atol=1e-5)
+        scale = torch.randn(1, 6, 1, 1)
+        assert torch.allclose(_scaled_conv1x1(x, conv, scale), conv(x) * scale, atol=1e-5)

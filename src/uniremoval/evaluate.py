@@ -85,7 +85,7 @@ def per_kind_method(name: str, methods: dict[str, Method]) -> Method:
     return Method(name, lambda p: (_ for _ in ()).throw(KeyError("per-kind method needs the kind")), info, dict(methods))
 
 
-def load_method(spec: str, device: str = "auto", tile: int | str | None = "auto", precision: str = "auto") -> Method:
+def load_method(spec: str, device: str = "auto", tile: int | str | None = "auto", precision: str = "fp32") -> Method:
     """A baseline by name (``identity``, ``dcp``) or a model by bundled name / path.
 
     Raises KeyError/ModelError with one line naming the model and the reason.

@@ -95,15 +95,23 @@ class LocalAvgPool(nn.Module):
         self.grid = max(1, int(grid))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pooled(x)
+
+    def pooled(self, x: torch.Tensor, then: nn.Module | None = None) -> torch.Tensor:
+        """The window means of ``x``, with ``then`` (a per-pixel affine map such as a 1x1
+        convolution) applied to them. ``then`` runs on the coarse grid before upsampling:
+        both are linear and the bilinear weights sum to one, so the result is the same as
+        applying it at full resolution, without a full-resolution convolution."""
         k = self.window
         if self.training or k is None:
-            return x.mean((2, 3), keepdim=True)
+            mean = x.mean((2, 3), keepdim=True)
+            return mean if then is None else then(mean)
         g = self.grid
         # Float32: the running sums stay precise (and PyTorch and onnxruntime, which sum in
-        # different orders, agree).
-        xf = x.float()
+        # different orders, agree). The cell averages come first, so a bf16 map is not
+        # copied to float32 at full resolution.
+        xf = F.avg_pool2d(x, g).float() if g > 1 else x.float()
         if g > 1:
-            xf = F.avg_pool2d(xf, g)
             # An odd number of cells centres each window on its cell, where the bilinear
             # upsampling puts the value (an even count is off by half a cell).
             k = max(1, round(k / g)) | 1
@@ -118,9 +126,35 @@ class LocalAvgPool(nn.Module):
         mean = win / (kh * kw) + centre
         pad = ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2)
         mean = F.pad(mean, pad, mode="replicate")
+        if then is not None:
+            mean = then(mean.to(x.dtype))
+        mean = mean.to(x.dtype)
         if g > 1:
-            mean = _upsample_linear(_upsample_linear(mean, g, 2), g, 3)
-        return mean.to(x.dtype)
+            mean = _upsample(mean, g, x)
+        return mean
+
+
+def _upsample(x: torch.Tensor, factor: int, like: torch.Tensor) -> torch.Tensor:
+    """Bilinear upsampling by an integer factor (edges clamped), in ``like``'s memory format.
+
+    Eager and compiled runs use ``F.interpolate``, one pass with a channels-last kernel on
+    the CPU (the slice version below costs three full-resolution passes and returns NCHW,
+    which made the following multiply with a channels-last map slow); export uses the slice
+    version, whose graph keeps a dynamic batch.
+    """
+    if torch.compiler.is_exporting():
+        return _upsample_linear(_upsample_linear(x, factor, 2), factor, 3)
+    if like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous():
+        x = x.contiguous(memory_format=torch.channels_last)
+    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+
+
+def _scaled_conv1x1(x: torch.Tensor, conv: nn.Conv2d, scale: torch.Tensor) -> torch.Tensor:
+    """``conv(x) * scale`` for a 1x1 convolution and a per-channel ``scale`` of shape
+    (1, C, 1, 1), computed as one convolution with scaled weights."""
+    s = scale.reshape(-1)
+    bias = None if conv.bias is None else conv.bias * s
+    return F.conv2d(x, conv.weight * s.view(-1, 1, 1, 1), bias)
 
 
 class NAFBlock(nn.Module):
@@ -133,6 +167,7 @@ class NAFBlock(nn.Module):
         self.conv2 = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
         self.conv3 = nn.Conv2d(dw // 2, c, 1)
         # Index 0 holds no weights, so checkpoints of the global-pool version load unchanged.
+        # Called as ``sca[0].pooled(x, then=sca[1])`` so the 1x1 conv runs on pooled values.
         self.sca = nn.Sequential(LocalAvgPool(window, grid), nn.Conv2d(dw // 2, dw // 2, 1))
         self.sg = SimpleGate()
         ffn = c * ffn_expand
@@ -148,10 +183,12 @@ class NAFBlock(nn.Module):
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         x = self.conv2(self.conv1(self.norm1(inp)))
         x = self.sg(x)
-        x = x * self.sca(x)
-        y = inp + self.conv3(x) * self.beta
-        x = self.conv5(self.sg(self.conv4(self.norm2(y))))
-        return y + x * self.gamma
+        x = x * self.sca[0].pooled(x, then=self.sca[1])
+        # The residual scales are folded into the 1x1 convolutions' weights (tiny) instead of
+        # multiplying full-resolution maps: same function, two fewer passes over memory.
+        y = inp + _scaled_conv1x1(x, self.conv3, self.beta)
+        x = self.sg(self.conv4(self.norm2(y)))
+        return y + _scaled_conv1x1(x, self.conv5, self.gamma)
 
 
 @register("nafnet")
