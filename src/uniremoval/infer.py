@@ -360,10 +360,16 @@ class Engine:
         rows = reflect_indices(plan.padded_height, plan.height)
         cols = reflect_indices(plan.padded_width, plan.width)
         coords = [(y, xx) for y in plan.ys for xx in plan.xs]
+        th, tw = plan.tile_h, plan.tile_w
         for i in range(0, len(coords), self.tile_batch):
             chunk = coords[i : i + self.tile_batch]
+            # A tile inside the photo is a plain slice (a view; stack copies it once); only
+            # tiles reaching into the padding need the reflect gather, which is ~10x slower.
             tiles = [
-                x[:, rows[y : y + plan.tile_h]][:, :, cols[xx : xx + plan.tile_w]] for y, xx in chunk
+                x[:, y : y + th, xx : xx + tw]
+                if y + th <= plan.height and xx + tw <= plan.width
+                else x[:, rows[y : y + th]][:, :, cols[xx : xx + tw]]
+                for y, xx in chunk
             ]
             yield chunk, torch.stack(tiles)
 

@@ -184,8 +184,14 @@ class NAFBlock(nn.Module):
         x = self.conv2(self.conv1(self.norm1(inp)))
         x = self.sg(x)
         x = x * self.sca[0].pooled(x, then=self.sca[1])
-        # The residual scales are folded into the 1x1 convolutions' weights (tiny) instead of
-        # multiplying full-resolution maps: same function, two fewer passes over memory.
+        if torch.compiler.is_compiling():
+            # Inductor fuses the scale into the neighbouring kernels, and its frozen graphs
+            # pre-pack only constant weights (scaled weights made a 512 px tile 158 -> 293 ms).
+            y = inp + self.conv3(x) * self.beta
+            x = self.conv5(self.sg(self.conv4(self.norm2(y))))
+            return y + x * self.gamma
+        # Eager: the residual scales are folded into the 1x1 convolutions' weights (tiny)
+        # instead of multiplying full-resolution maps: same function, two fewer passes.
         y = inp + _scaled_conv1x1(x, self.conv3, self.beta)
         x = self.sg(self.conv4(self.norm2(y)))
         return y + _scaled_conv1x1(x, self.conv5, self.gamma)

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..hostmem import tune_malloc
 from . import checkpoint as ckpt
 from . import distributed as dist_
 from .config import ConfigError, OptimConfig, RunConfig, ScheduleConfig, dump_yaml, to_dict
@@ -117,6 +118,10 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
         self.env = env or dist_.init(run.device)
         self.device = self.env.device
+        if self.device.type == "cpu":
+            # Activations and their gradients are large, short-lived blocks: keep their pages
+            # between steps instead of faulting them in anew (see uniremoval.hostmem).
+            tune_malloc()
         if global_batch % self.env.world_size:
             raise ConfigError(f"batch size {global_batch} is not divisible by {self.env.world_size} processes")
         self.amp_dtype = self._resolve_amp(run.amp)
