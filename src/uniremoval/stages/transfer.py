@@ -396,7 +396,7 @@ def train_transfer(
     if cfg.data.batch_size % n_k:
         raise ConfigError(f"data.batch_size {cfg.data.batch_size} must be a multiple of the {n_k} kinds (equal groups)")
     lo = cfg.loss
-    tr = Trainer(cfg.run, cfg, global_batch=cfg.data.batch_size // n_k)
+    tr = Trainer(cfg.run, cfg, global_batch=cfg.data.batch_size // n_k, images_per_sample=n_k)
     try:
         # --- teachers: frozen, added without an optimiser (checkpointed, never trained)
         frozen: dict[str, FrozenTeacher] = {}

@@ -103,13 +103,16 @@ class Trainer:
         config: the whole resolved experiment config (a dataclass); saved with the run and
             into checkpoints and exported models.
         global_batch: samples per optimiser step over all processes.
+        images_per_sample: images in one sample (stage 1's samples are tuples of one image per
+            kind), so the logged ``images_per_s`` counts images.
         env: process placement; default: from torchrun's environment variables.
     """
 
-    def __init__(self, run: RunConfig, config: Any, global_batch: int, env: dist_.DistEnv | None = None) -> None:
+    def __init__(self, run: RunConfig, config: Any, global_batch: int, env: dist_.DistEnv | None = None, images_per_sample: int = 1) -> None:
         self.run = run
         self.config = config
         self.global_batch = global_batch
+        self.images_per_sample = images_per_sample
         if run.threads:
             torch.set_num_threads(run.threads)
         if run.deterministic:
@@ -478,7 +481,7 @@ class Trainer:
                     for name, c in self.components.items():
                         if c.optimizer is not None:
                             means[f"lr_{name}"] = c.optimizer.param_groups[0]["lr"]
-                    means["images_per_s"] = count * self.global_batch / max(now - t_log, 1e-9)
+                    means["images_per_s"] = count * self.global_batch * self.images_per_sample / max(now - t_log, 1e-9)
                     self.log_scalars(means, "train")
                     if progress is None:
                         self.log(f"step {self.step}/{run.steps}  " + "  ".join(f"{k} {v:.4g}" for k, v in means.items()))
