@@ -76,6 +76,8 @@ def test_config_is_validated(world: Path, tmp_path: Path) -> None:
         load_pipeline_config(world / "pipeline.yaml", sets + ["eval.cunt=3"])
     with pytest.raises(ConfigError, match="real_dir"):
         load_pipeline_config(world / "pipeline.yaml", sets + [f"real_dir={tmp_path / 'nope'}"])
+    with pytest.raises(ConfigError, match="final.stage"):
+        load_pipeline_config(world / "pipeline.yaml", sets + ["final.stage=stage3"])
     with pytest.raises(ConfigError, match="transfer.data.batch_size|batch_size"):
         load_pipeline_config(world / "pipeline.yaml", sets + ["transfer.set=[data.batch_size=x]"])
     cfg = load_pipeline_config(world / "pipeline.yaml", sets)
@@ -100,12 +102,14 @@ def test_end_to_end_then_rerun_skips(world: Path, tmp_path: Path) -> None:
     assert restored.shape == img.shape and np.isfinite(restored).all()
     # The report has every row on both sets; the held-out photos are never in the training side.
     report = (out / "report" / "report.md").read_text()
-    for row in ("input", "dcp", "teachers", "stage1-student", "final"):
+    for row in ("input", "dcp", "teachers", "stage1-student", "stage2-student"):
         assert f"| {row} " in report or f"{row} |" in report, row
+    assert "`stage2-student` (final.stage: adapt)" in report
+    assert m.config.provenance["source_sha256"] == load_model(res.adapt).config.sha256
     paired = json.loads((out / "report" / "paired_summary.json").read_text())
-    assert set(paired["means"]["final"]) >= {"haze", "rain", "blur"}
+    assert set(paired["means"]["stage2-student"]) >= {"haze", "rain", "blur"}
     real = json.loads((out / "report" / "real_summary.json").read_text())
-    assert "niqe" in real["means"]["final"]["all"]
+    assert "niqe" in real["means"]["stage2-student"]["all"]
     split = json.loads((out / "split" / "split.json").read_text())
     held = {f["path"] for f in split["files"] if f["side"] == "heldout"}
     assert held and not any((out / "split" / "train" / p).exists() for p in held)
@@ -118,6 +122,12 @@ def test_end_to_end_then_rerun_skips(world: Path, tmp_path: Path) -> None:
     # A changed stage config (more adaptation steps) re-enters that stage only (it resumes).
     more = run_pipeline(load_pipeline_config(world / "pipeline.yaml", _sets(world, out) + ["adapt.set=[run.steps=6]"]), log=lambda s: None)
     assert more.ran == ["adapt", "eval"]
+    # final.stage=transfer ships the stage-1 student instead, with nothing retrained.
+    s1 = run_pipeline(load_pipeline_config(world / "pipeline.yaml", _sets(world, out) + ["adapt.set=[run.steps=6]", "final.stage=transfer"]), log=lambda s: None)
+    assert s1.ran == ["eval"] and s1.final == final
+    assert load_model(final).config.provenance["source_sha256"] == load_model(s1.transfer).config.sha256
+    assert load_model(final).config.provenance["pipeline_inputs"]["shipped_stage"] == "transfer"
+    assert "`stage1-student` (final.stage: transfer)" in (out / "report" / "report.md").read_text()
 
 
 def test_stop_mid_transfer_resumes_and_pretrained_teachers(world: Path, tmp_path: Path) -> None:

@@ -10,7 +10,8 @@
 5. **eval**: :mod:`uniremoval.evaluate` on a fixed synthetic set made from ``val_dir`` and on
    ``OUT/split/heldout``: input, dcp, teachers, stage-1 student and final model rows, into
    ``OUT/report/``.
-6. **final**: the adapted student copied to ``OUT/final/<name>.json`` (fp16 when large).
+6. **final**: the student of ``final.stage`` (the adapted one by default) copied to
+   ``OUT/final/<name>.json`` (fp16 when large).
 
 Every stage writes its run under ``OUT/runs/<name>``. A stage is *done* when its export exists
 and the stage config recorded in the export equals the one this run would use; otherwise it is
@@ -79,6 +80,13 @@ class FinalConfig:
     name: str = "default"
     #: Store fp16 weights when the fp32 weights file is larger than this many MB.
     half_over_mb: float = 20.0
+    #: Which student ships: ``adapt`` (stage 2, the method's end point) or ``transfer``
+    #: (stage 1), for budgets where adaptation costs more than it gives; both are evaluated.
+    stage: str = "adapt"
+
+    def validate(self, where: str) -> None:
+        if self.stage not in ("adapt", "transfer"):
+            raise ConfigError(f"{where}: final.stage must be adapt or transfer, not {self.stage!r}")
 
 
 @dataclass
@@ -289,7 +297,8 @@ def run_pipeline(
     res.report, evaluated = evaluate_pipeline(cfg, res.teachers, res.transfer, res.adapt, log)
     if evaluated:
         res.ran.append("eval")
-    res.final = ship_final(cfg, res.adapt, {"teachers": res.teachers, "transfer": str(res.transfer), "adapt": str(res.adapt)})
+    shipped = res.adapt if cfg.final.stage == "adapt" else res.transfer
+    res.final = ship_final(cfg, shipped, {"teachers": res.teachers, "transfer": str(res.transfer), "adapt": str(res.adapt), "shipped_stage": cfg.final.stage})
     log(f"== final model: {res.final}")
     return res
 
@@ -333,9 +342,10 @@ def _synthetic_set(cfg: PipelineConfig, dest: Path) -> list[Any]:
 
 
 def evaluate_pipeline(
-    cfg: PipelineConfig, teachers: dict[str, str], transfer: Path, final: Path, log: Callable[[str], Any] = print
+    cfg: PipelineConfig, teachers: dict[str, str], transfer: Path, adapted: Path, log: Callable[[str], Any] = print
 ) -> tuple[Path, bool]:
-    """Evaluate input, dcp, teachers, the stage-1 student and the final model; write ``OUT/report``.
+    """Evaluate input, dcp, teachers and the stage-1 and stage-2 students; write ``OUT/report``
+    (which names the one ``final.stage`` ships).
 
     Skipped (returns False) when ``report/stamp.json`` shows the same models and settings were
     evaluated already.
@@ -344,9 +354,9 @@ def evaluate_pipeline(
     from ..modelfile import read_config
 
     report = _out(cfg) / "report"
-    models = {"teachers": teachers, "stage1": str(transfer), "final": str(final)}
-    sums = {k: read_config(p)[0].sha256 for k, p in [*teachers.items(), ("stage1", transfer), ("final", final)]}
-    stamp = {"eval": to_dict(cfg.eval), "val_dir": cfg.val_dir, "models": models, "sha256": sums}
+    models = {"teachers": teachers, "stage1": str(transfer), "stage2": str(adapted)}
+    sums = {k: read_config(p)[0].sha256 for k, p in [*teachers.items(), ("stage1", transfer), ("stage2", adapted)]}
+    stamp = {"eval": to_dict(cfg.eval), "val_dir": cfg.val_dir, "models": models, "sha256": sums, "shipped": cfg.final.stage}
     stamp_path = report / "stamp.json"
     if stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp and (report / "report.md").is_file():
         log(f"== eval: done, {report / 'report.md'}")
@@ -360,13 +370,14 @@ def evaluate_pipeline(
         methods.append(load_method("dcp"))
     tm = {k: load_method(p, device=dev) for k, p in teachers.items()}
     methods.append(per_kind_method("teachers", tm))
-    stage1, fin = load_method(str(transfer), device=dev), load_method(str(final), device=dev)
-    stage1.name, fin.name = "stage1-student", "final"
-    methods += [stage1, fin]
+    stage1, stage2 = load_method(str(transfer), device=dev), load_method(str(adapted), device=dev)
+    stage1.name, stage2.name = "stage1-student", "stage2-student"
+    methods += [stage1, stage2]
 
     syn_dir = report / "synthetic_set"
     items = _synthetic_set(cfg, syn_dir)
-    parts = ["# Default pipeline evaluation\n"]
+    shipped = "stage2-student" if cfg.final.stage == "adapt" else "stage1-student"
+    parts = ["# Default pipeline evaluation\n", f"Shipped as `final/{cfg.final.name}.json`: `{shipped}` (final.stage: {cfg.final.stage}).\n"]
     evaluate_set(methods, items, "paired", report, syn_dir, log=log)
     parts.append(f"## Synthetic pairs from `{cfg.val_dir}` ({cfg.eval.count} per kind, crop {cfg.eval.crop}, seed {cfg.eval.seed})\n")
     parts.append((report / "paired_summary.md").read_text())
@@ -400,8 +411,9 @@ def _run_stage(
 
 
 def ship_final(cfg: PipelineConfig, adapted: Path, inputs: dict[str, Any]) -> Path:
-    """Copy the adapted student to ``OUT/final/<name>.json`` (+ .safetensors): fp16 weights
-    when the fp32 file is over ``final.half_over_mb`` MB, else as it is."""
+    """Copy a student (``adapted``: the stage ``final.stage`` names) to
+    ``OUT/final/<name>.json`` (+ .safetensors): fp16 weights when the fp32 file is over
+    ``final.half_over_mb`` MB, else as it is."""
     from ..modelfile import load_model, read_config, save_model
 
     mc, json_path = read_config(adapted)
