@@ -73,14 +73,13 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
-def resolve_precision(precision: str, device: torch.device, compiled: bool = False) -> torch.dtype:
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """Map a precision name to the compute dtype for ``device``.
 
     ``auto`` is the measured best (benchmarks/README.md): bf16 on a CPU with native bf16
     (12 MP: 9.5 s fp32 -> 7.5 s bf16 with 512 px tiles; 0.01 dB PSNR change on the synthetic
     evaluation set, 54-64 dB from the fp32 output), fp32 on other CPUs and on accelerators
-    (where fp16/bf16 are opt-in). ``compiled`` is accepted for callers that pass it; the choice
-    no longer depends on it.
+    (where fp16/bf16 are opt-in), compiled or not.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
@@ -260,7 +259,7 @@ class Engine:
             raise ValueError("CUDA graphs need the torch backend on a CUDA device (--device cuda)")
         self.cuda_graphs = cuda_graphs
         self._graph: tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor] | None = None
-        self.dtype = resolve_precision(precision, self.device, compiled=compile)
+        self.dtype = resolve_precision(precision, self.device)
         kind = self.device.type
         if isinstance(tile, str):
             if tile != "auto":

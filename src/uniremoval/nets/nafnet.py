@@ -126,9 +126,9 @@ class LocalAvgPool(nn.Module):
         mean = win / (kh * kw) + centre
         pad = ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2)
         mean = F.pad(mean, pad, mode="replicate")
-        if then is not None:
-            mean = then(mean.to(x.dtype))
         mean = mean.to(x.dtype)
+        if then is not None:
+            mean = then(mean).to(x.dtype)
         if g > 1:
             mean = _upsample(mean, g, x)
         return mean

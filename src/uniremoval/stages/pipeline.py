@@ -8,8 +8,8 @@
 3. **transfer**: stage 1, teachers = the teachers' exports.
 4. **adapt**: stage 2, student = transfer's export, real = ``OUT/split/train``.
 5. **eval**: :mod:`uniremoval.evaluate` on a fixed synthetic set made from ``val_dir`` and on
-   ``OUT/split/heldout``: input, dcp, teachers, stage-1 student and final model rows, into
-   ``OUT/report/``.
+   ``OUT/split/heldout``: input, dcp, teachers, stage-1 and stage-2 student rows, into
+   ``OUT/report/`` (which names the student ``final.stage`` ships).
 6. **final**: the student of ``final.stage`` (the adapted one by default) copied to
    ``OUT/final/<name>.json`` (fp16 when large).
 
