@@ -86,11 +86,18 @@ class TransferLossConfig:
     #: Also run every other teacher on each sample and use its projected features as extra
     #: negatives (costs K-1 more teacher forwards; the batch's other kinds are negatives anyway).
     fcl_other_teachers: bool = False
+    #: Per-kind weight of the per-group terms (gt, out, feat, img), e.g. {haze: 2.0}; kinds not
+    #: named weigh 1. The batch-wide feature-grain InfoNCE is not split by kind and stays as is.
+    #: A kind that lags its teacher gets more of the student's capacity without more data.
+    kind_weights: dict[str, float] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         for k in ("out_weight", "gt_weight", "feat_weight", "recon_weight", "img_weight", "fcl_weight"):
             if getattr(self, k) < 0:
                 raise ConfigError(f"{where}.{k}: must be >= 0")
+        for kind, w in self.kind_weights.items():
+            if not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0:
+                raise ConfigError(f"{where}.kind_weights.{kind}: must be a number >= 0")
         if self.tau <= 0:
             raise ConfigError(f"{where}.tau: must be > 0")
         if self.img_weight > 0 and self.img_phi == "vgg" and not self.vgg_path:
@@ -393,6 +400,9 @@ def train_transfer(
     if not kinds:
         raise ConfigError("no kinds: give teachers (--teachers haze=PATH,...) or kinds")
     n_k = len(kinds)
+    unknown = sorted(set(cfg.loss.kind_weights) - set(kinds))
+    if unknown:
+        raise ConfigError(f"loss.kind_weights names kind(s) {unknown} that are not trained (kinds: {kinds})")
     if cfg.data.batch_size % n_k:
         raise ConfigError(f"data.batch_size {cfg.data.batch_size} must be a multiple of the {n_k} kinds (equal groups)")
     lo = cfg.loss
@@ -452,11 +462,12 @@ def train_transfer(
                 out, proj = model(x, groups, t_feats if use_feat else None)
             terms: dict[str, torch.Tensor] = {}
             if lo.gt_weight > 0:
-                terms["gt"] = gt_loss(out, y)
+                # Equal groups, so the mean of the group means is the batch mean when unweighted.
+                terms["gt"] = _kind_mean({k: gt_loss(out[sl], y[sl]) for k, sl in groups}, lo.kind_weights)
             if lo.out_weight > 0:
-                terms["out"] = torch.stack([output_distill(out[sl], t_out[k]) for k, sl in groups]).mean()
+                terms["out"] = _kind_mean({k: output_distill(out[sl], t_out[k]) for k, sl in groups}, lo.kind_weights)
             if lo.feat_weight > 0 and proj:
-                terms["feat"] = torch.stack([feature_transfer_loss(zs, zt, rec, ft, lo.recon_weight) for zs, zt, rec, ft in proj.values()]).mean()
+                terms["feat"] = _kind_mean({k: feature_transfer_loss(zs, zt, rec, ft, lo.recon_weight) for k, (zs, zt, rec, ft) in proj.items()}, lo.kind_weights)
             if lo.img_weight > 0 and phis:
                 terms["img"] = _image_contrast(t, phis, groups, out, x, y, t_out, lo)
             if lo.fcl_weight > 0 and proj:
@@ -485,8 +496,9 @@ def _image_contrast(
     t_out: Mapping[str, torch.Tensor],
     lo: TransferLossConfig,
 ) -> torch.Tensor:
-    """Image-grain ratio contrast, per kind group with that group's phi, averaged over groups."""
-    per_group = []
+    """Image-grain ratio contrast, per kind group with that group's phi, averaged over groups
+    (weighted by ``lo.kind_weights``)."""
+    per_group: dict[str, torch.Tensor] = {}
     for k, sl in groups:
         phi = phis.get(k)
         if phi is None:
@@ -505,8 +517,13 @@ def _image_contrast(
                 if lo.img_negatives in ("hard", "both"):
                     negs.append(batch_negatives(phi(x)))  # every degraded input of the batch
         terms = [ratio_contrast(anchor, p, n) for p in pos for n in negs]
-        per_group.append(torch.stack(terms).mean())
-    return torch.stack(per_group).mean() if per_group else torch.zeros((), device=out.device)
+        per_group[k] = torch.stack(terms).mean()
+    return _kind_mean(per_group, lo.kind_weights) if per_group else torch.zeros((), device=out.device)
+
+
+def _kind_mean(per_kind: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:
+    """Mean over kinds of each kind's loss times its weight (1 when not named)."""
+    return torch.stack([float(weights.get(k, 1.0)) * v for k, v in per_kind.items()]).mean()
 
 
 def _feature_grain(
