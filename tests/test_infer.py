@@ -85,6 +85,22 @@ def test_auto_tiles_only_above_the_budget() -> None:
     assert p.ys[-1] + p.tile_h == p.padded_height and p.xs[-1] + p.tile_w == p.padded_width
 
 
+def test_with_tiling_shares_the_network_and_leaves_the_original_alone() -> None:
+    net = _random_plain()
+    e = Engine(net, "cpu", tile="auto", overlap=16)
+    assert e.with_tiling() is e
+    t = e.with_tiling(tile=48, overlap=4)
+    assert t.net is e.net and (t.tile, t.overlap, t.pixel_budget) == (48, 4, 0)
+    assert (e.tile, e.overlap) == (512, 16)
+    assert e.with_tiling(tile=0).tile is None and e.with_tiling(overlap=2).tile == e.tile
+    x = torch.rand(3, 70, 90)
+    assert torch.equal(t(x), Engine(net, "cpu", tile=48, overlap=4)(x))
+    with pytest.raises(ValueError, match="tile"):
+        e.with_tiling(tile="big")
+    with pytest.raises(ValueError, match="overlap"):
+        e.with_tiling(overlap=-1)
+
+
 def test_deterministic_and_progress_reported() -> None:
     net = _random_plain()
     x = torch.rand(3, 70, 90)

@@ -18,6 +18,7 @@ accumulator stay in host memory.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 from dataclasses import dataclass
@@ -261,20 +262,11 @@ class Engine:
         self._graph: tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor] | None = None
         self.dtype = resolve_precision(precision, self.device)
         kind = self.device.type
-        if isinstance(tile, str):
-            if tile != "auto":
-                raise ValueError(f"tile must be 'auto', 0 or a size in pixels, not {tile!r}")
-            self.tile: int | None = DEFAULT_TILE.get(kind, 768)
-            self.pixel_budget = pixel_budget or DEFAULT_PIXEL_BUDGET.get(kind, 2_000_000)
-        elif not tile:
-            self.tile, self.pixel_budget = None, None
-        else:
-            if int(tile) < 1:
-                raise ValueError("tile size must be positive")
-            self.tile, self.pixel_budget = int(tile), 0
-        self.overlap = None if overlap is None else int(overlap)
-        if self.overlap is not None and self.overlap < 0:
-            raise ValueError("tile overlap must be >= 0")
+        self.tile: int | None = None
+        self.pixel_budget: int | None = None
+        self.overlap: int | None = None
+        self._set_tiling(tile, pixel_budget)
+        self._set_overlap(overlap)
         self.tile_batch = max(1, tile_batch or DEFAULT_TILE_BATCH.get(kind, 1))
         if kind == "cpu":
             # Full-resolution activations otherwise get fresh pages from the kernel on every
@@ -317,6 +309,44 @@ class Engine:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
+    def _set_tiling(self, tile: int | str | None, pixel_budget: int | None = None) -> None:
+        """Interpret ``tile`` (``"auto"``, 0/None = one pass, or a size in pixels)."""
+        kind = self.device.type
+        if isinstance(tile, str):
+            if tile != "auto":
+                raise ValueError(f"tile must be 'auto', 0 or a size in pixels, not {tile!r}")
+            self.tile = DEFAULT_TILE.get(kind, 768)
+            self.pixel_budget = pixel_budget or DEFAULT_PIXEL_BUDGET.get(kind, 2_000_000)
+        elif not tile:
+            self.tile, self.pixel_budget = None, None
+        else:
+            if int(tile) < 1:
+                raise ValueError("tile size must be positive")
+            self.tile, self.pixel_budget = int(tile), 0
+
+    def _set_overlap(self, overlap: int | None) -> None:
+        self.overlap = None if overlap is None else int(overlap)
+        if self.overlap is not None and self.overlap < 0:
+            raise ValueError("tile overlap must be >= 0")
+
+    def with_tiling(self, tile: int | str | None = None, overlap: int | None = None) -> "Engine":
+        """An engine sharing this one's network, compiled function and device (no reload,
+        no copy of weights) with its own tiling; ``None`` keeps this engine's setting.
+
+        Concurrent requests with different tile options each get one, so they cannot race
+        on the shared engine's settings. A recorded CUDA graph is not shared: it belongs to
+        one tile shape and its static buffers would be written by two callers at once.
+        """
+        if tile is None and overlap is None:
+            return self
+        e = copy.copy(self)
+        e._graph = None
+        if tile is not None:
+            e._set_tiling(tile)
+        if overlap is not None:
+            e._set_overlap(overlap)
+        return e
+
     @torch.inference_mode()
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         if not self.is_torch:
@@ -337,7 +367,8 @@ class Engine:
     def _replay(self, x: torch.Tensor) -> torch.Tensor:
         """Run a batch of full tiles through the recorded CUDA graph (recorded on first use:
         a few warm-up passes on a side stream, as CUDA graph capture requires)."""
-        if self._graph is None:
+        if self._graph is None or self._graph[1].shape != x.shape:
+            # Recorded for one shape; a new full-tile shape (say after with_tiling) records anew.
             static_in = x.clone()
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))

@@ -50,7 +50,6 @@ from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from ..image_io import FORMATS, ImageReadError, ImageTooLargeError, decode_image, encode_image
-from ..infer import DEFAULT_PIXEL_BUDGET, DEFAULT_TILE
 from ..modelfile import bundled_models
 from ..restorer import Restorer
 from .settings import ServeSettings
@@ -175,20 +174,9 @@ def _int_option(fields: MutableMapping[str, str], name: str, lo: int, hi: int) -
 def restorer_with_tiling(restorer: Restorer, tile: int | str | None, overlap: int | None) -> Restorer:
     """A restorer sharing ``restorer``'s network (no reload, no copy of weights) with its
     own tiling settings, so concurrent requests with different options cannot race."""
-    if tile is None and overlap is None:
+    engine = restorer.engine.with_tiling(tile, overlap)
+    if engine is restorer.engine:
         return restorer
-    engine = copy.copy(restorer.engine)
-    kind = engine.device.type
-    # Mirrors Engine.__init__'s interpretation of `tile`, without touching the shared net.
-    if tile == "auto":
-        engine.tile = DEFAULT_TILE.get(kind, 768)
-        engine.pixel_budget = DEFAULT_PIXEL_BUDGET.get(kind, 2_000_000)
-    elif tile == 0:
-        engine.tile, engine.pixel_budget = None, None
-    elif tile is not None:
-        engine.tile, engine.pixel_budget = int(tile), 0
-    if overlap is not None:
-        engine.overlap = int(overlap)
     clone = copy.copy(restorer)
     clone.engine = engine
     return clone
