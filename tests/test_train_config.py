@@ -165,3 +165,19 @@ def test_model_init_starts_from_a_model_file_and_refuses_another_architecture(tm
     assert warm.training and all(p.requires_grad for p in warm.parameters())
     with pytest.raises(ConfigError, match="start.json"):
         ModelConfig(arch="plain", args={"width": 8, "depth": 2}, init=str(path)).build()
+
+
+def test_amp_auto_is_bf16_only_on_cpus_with_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uniremoval.infer as infer
+    from uniremoval.train.trainer import resolve_amp
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(infer, "cpu_has_fast_bf16", lambda: True)
+    assert resolve_amp("auto", cpu) is torch.bfloat16
+    assert resolve_amp("off", cpu) is None
+    monkeypatch.setattr(infer, "cpu_has_fast_bf16", lambda: False)
+    assert resolve_amp("auto", cpu) is None  # emulated bf16 would be slower than fp32
+    assert resolve_amp("bf16", cpu) is torch.bfloat16  # forced, whatever the CPU
+    assert resolve_amp("auto", torch.device("cuda")) is torch.float16
+    with pytest.raises(ConfigError, match="CUDA"):
+        resolve_amp("fp16", cpu)

@@ -106,7 +106,8 @@ class RunConfig:
     resume: bool = True
     #: Exponential moving average of weights; 0 disables it.
     ema_decay: float = 0.999
-    #: Mixed precision: auto = fp16 with loss scaling on CUDA, off on CPU.
+    #: Mixed precision: auto = fp16 with loss scaling on CUDA, bf16 on a CPU with native bf16,
+    #: else off (fp32); see ``trainer.resolve_amp``.
     amp: Literal["auto", "off", "fp16", "bf16"] = "auto"
     channels_last: bool = False
     #: torch.use_deterministic_algorithms (bit-exact resume on CPU; slower on GPU).
