@@ -201,6 +201,9 @@ def test_tiny_run_improves_on_its_input(tmp_path: Path) -> None:
     # the exported file is the student alone, with its kinds
     m = load_model(res.export)
     assert m.config.kinds == kinds and m.config.arch == "nafnet" and m.config.provenance["stage"] == "transfer"
+    # the config names placeholder teacher files (the networks came in memory): recorded as errors
+    assert sorted(m.config.provenance["inputs"]) == ["teachers.dark", "teachers.veil"]
+    assert all("error" in v for v in m.config.provenance["inputs"].values())
     assert all(not k.startswith(("transfer.", "student.")) for k in m.net.state_dict())
 
 

@@ -1,6 +1,7 @@
 """Typed configs: validation, overrides, resolved config round trip; schedules; EMA; checkpoints."""
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -181,3 +182,20 @@ def test_amp_auto_is_bf16_only_on_cpus_with_native_bf16(monkeypatch: pytest.Monk
     assert resolve_amp("auto", torch.device("cuda")) is torch.float16
     with pytest.raises(ConfigError, match="CUDA"):
         resolve_amp("fp16", cpu)
+
+
+def test_exports_name_their_input_models_by_checksum(tmp_path: Path) -> None:
+    from uniremoval import nets
+    from uniremoval.modelfile import save_model
+    from uniremoval.stages.transfer import TransferConfig
+    from uniremoval.train.config import ModelConfig
+    from uniremoval.train.trainer import input_models
+
+    path = save_model(nets.build("plain", width=4, depth=2), tmp_path / "start.json", "plain", {"width": 4, "depth": 2})
+    sha = json.loads(path.read_text())["sha256"]
+    cfg = TransferConfig(teachers={"haze": str(path), "rain": str(tmp_path / "gone.json")}, model=ModelConfig(arch="plain", init=str(path)))
+    rec = input_models(cfg)
+    assert rec["model.init"] == {"path": str(path), "sha256": sha}
+    assert rec["teachers.haze"]["sha256"] == sha
+    assert "sha256" not in rec["teachers.rain"] and "gone.json" in rec["teachers.rain"]["error"]
+    assert input_models(TransferConfig()) == {}

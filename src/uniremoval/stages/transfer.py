@@ -34,7 +34,7 @@ from ..losses.contrast import TeacherEncoderFeatures, VGGFeatures, batch_negativ
 from ..losses.distill import FeatureTransfer, feature_transfer_loss, gt_loss, output_distill
 from ..metrics import psnr, ssim
 from ..train.config import ConfigError, ModelConfig, OptimConfig, RunConfig, ScheduleConfig, load_config, to_dict
-from ..train.trainer import Trainer, ValResult, git_commit
+from ..train.trainer import Trainer, ValResult, git_commit, input_models
 from .teacher import _pad_to
 
 
@@ -362,6 +362,7 @@ def _export_student(tr: Trainer, cfg: TransferConfig, data_desc: Any) -> Path | 
     prov = {
         "stage": "transfer",
         "stage_config": to_dict(cfg),
+        "inputs": input_models(cfg),
         "steps": tr.step,
         "weights": "ema" if comp.ema is not None else "raw",
         "data": data_desc,

@@ -96,6 +96,32 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
+def input_models(config: Any) -> dict[str, dict[str, str]]:
+    """The model files a stage starts from (``model.init``, ``student``, ``teachers.<kind>``),
+    each with the sha256 of its weights, so that an export names its lineage by content: a
+    path alone points at a cache folder that may be gone or hold other weights by then."""
+    from ..modelfile import ModelError, read_config
+
+    paths: dict[str, str] = {}
+    init = getattr(getattr(config, "model", None), "init", None)
+    if isinstance(init, str) and init:
+        paths["model.init"] = init
+    student = getattr(config, "student", None)
+    if isinstance(student, str) and student:
+        paths["student"] = student
+    teachers = getattr(config, "teachers", None)
+    if isinstance(teachers, Mapping):
+        paths.update({f"teachers.{k}": v for k, v in teachers.items() if isinstance(v, str)})
+    out: dict[str, dict[str, str]] = {}
+    for key, path in paths.items():
+        try:
+            cfg, json_path = read_config(os.path.expanduser(path))
+            out[key] = {"path": str(json_path), "sha256": cfg.sha256}
+        except ModelError as e:  # recorded, not fatal: the stage itself loaded what it used
+            out[key] = {"path": path, "error": str(e)}
+    return out
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)
@@ -542,6 +568,7 @@ class Trainer:
         path = path or (self.run_dir / "export" / f"{self.run.name}.json")
         provenance = {
             "stage_config": to_dict(self.config),
+            "inputs": input_models(self.config),
             "steps": self.step,
             "weights": "ema" if self.components[name].ema is not None else "raw",
             "data": data,
