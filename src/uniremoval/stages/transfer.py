@@ -20,7 +20,6 @@ an optimiser (frozen, checkpointed), the student and the projectors are one trai
 """
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
@@ -33,8 +32,8 @@ from .. import nets
 from ..losses.contrast import TeacherEncoderFeatures, VGGFeatures, batch_negatives, feature_contrast, pool_normalize, ratio_contrast
 from ..losses.distill import FeatureTransfer, feature_transfer_loss, gt_loss, output_distill
 from ..metrics import psnr, ssim
-from ..train.config import ConfigError, ModelConfig, OptimConfig, RunConfig, ScheduleConfig, load_config, to_dict
-from ..train.trainer import Trainer, ValResult, git_commit, input_models
+from ..train.config import ConfigError, ModelConfig, OptimConfig, RunConfig, ScheduleConfig, load_config
+from ..train.trainer import Trainer, ValResult
 from .teacher import _pad_to
 
 
@@ -357,21 +356,9 @@ def _export_student(tr: Trainer, cfg: TransferConfig, data_desc: Any) -> Path | 
         return None
     from ..modelfile import save_model
 
-    comp = tr.components["model"]
     path = tr.run_dir / "export" / f"{cfg.run.name}.json"
-    prov = {
-        "stage": "transfer",
-        "stage_config": to_dict(cfg),
-        "inputs": input_models(cfg),
-        "steps": tr.step,
-        "weights": "ema" if comp.ema is not None else "raw",
-        "data": data_desc,
-        "git_commit": git_commit(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "val": tr.last_metrics,
-        "best": {"metric": cfg.run.best_metric, "value": tr.best_value, "step": tr.best_step},
-    }
+    # Only the student is exported (not the projectors), so Trainer.export's module won't do.
+    prov = {"stage": "transfer", **tr.provenance("model", data_desc)}
     student = tr.eval_module("model").student  # type: ignore[union-attr]
     out = save_model(student, path, cfg.model.arch, dict(cfg.model.args), cfg.all_kinds(), prov, half=cfg.run.export_half)
     tr.log(f"exported {out}")

@@ -79,8 +79,8 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``run.amp`` on ``device`` (None: fp32).
 
     ``auto`` is fp16 with loss scaling on CUDA and bf16 on a CPU that computes bf16 natively
-    (AVX-512 BF16 / AMX), where bf16 autocast with channels-last trains nafnet-small ~1.3-1.5x
-    faster (docs/training.md, sizing); on other CPUs it is fp32, as emulated bf16 is slower.
+    (AVX-512 BF16 / AMX), where bf16 autocast with channels-last trains nafnet-small ~1.2x
+    faster than fp32 (docs/training.md, AMP); on other CPUs it is fp32, as emulated bf16 is slower.
     """
     cuda = device.type == "cuda"
     if amp == "off":
@@ -174,7 +174,7 @@ class Trainer:
             tune_malloc()
         if global_batch % self.env.world_size:
             raise ConfigError(f"batch size {global_batch} is not divisible by {self.env.world_size} processes")
-        self.amp_dtype = self._resolve_amp(run.amp)
+        self.amp_dtype = resolve_amp(run.amp, self.device)
         seed_everything(run.seed)
         self.run_dir = Path(run.out_dir).expanduser() / run.name
         self.ckpt_dir = self.run_dir / "ckpt"
@@ -191,8 +191,6 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
 
-    def _resolve_amp(self, amp: str) -> torch.dtype | None:
-        return resolve_amp(amp, self.device)
     @property
     def modules(self) -> dict[str, nn.Module]:
         """The networks as forward passes should call them (DDP-wrapped when data-parallel)."""
@@ -559,14 +557,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ export / close
 
-    def export(self, name: str, arch: str, arch_args: Mapping[str, Any], kinds: list[str], data: Any = None, path: Path | None = None) -> Path | None:
-        """Write component ``name``'s EMA (else raw) weights as a model file (rank 0)."""
-        if not self.env.is_main:
-            return None
-        from ..modelfile import save_model
-
-        path = path or (self.run_dir / "export" / f"{self.run.name}.json")
-        provenance = {
+    def provenance(self, name: str, data: Any = None) -> dict[str, Any]:
+        """What an export of component ``name`` records: config, input models, steps, data,
+        code and library versions, the last and the best validation."""
+        return {
             "stage_config": to_dict(self.config),
             "inputs": input_models(self.config),
             "steps": self.step,
@@ -578,7 +572,15 @@ class Trainer:
             "val": self.last_metrics,
             "best": {"metric": self.run.best_metric, "value": self.best_value, "step": self.best_step},
         }
-        out = save_model(self.eval_module(name), path, arch, dict(arch_args), kinds, provenance, half=self.run.export_half)
+
+    def export(self, name: str, arch: str, arch_args: Mapping[str, Any], kinds: list[str], data: Any = None, path: Path | None = None) -> Path | None:
+        """Write component ``name``'s EMA (else raw) weights as a model file (rank 0)."""
+        if not self.env.is_main:
+            return None
+        from ..modelfile import save_model
+
+        path = path or (self.run_dir / "export" / f"{self.run.name}.json")
+        out = save_model(self.eval_module(name), path, arch, dict(arch_args), kinds, self.provenance(name, data), half=self.run.export_half)
         self.log(f"exported {out}")
         return out
 
