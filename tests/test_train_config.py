@@ -199,3 +199,36 @@ def test_exports_name_their_input_models_by_checksum(tmp_path: Path) -> None:
     assert rec["teachers.haze"]["sha256"] == sha
     assert "sha256" not in rec["teachers.rain"] and "gone.json" in rec["teachers.rain"]["error"]
     assert input_models(TransferConfig()) == {}
+
+
+def test_model_grow_starts_a_deeper_nafnet_as_the_same_function(tmp_path: Path) -> None:
+    from uniremoval import nets
+    from uniremoval.modelfile import save_model
+    from uniremoval.train.config import ConfigError, ModelConfig
+
+    torch.manual_seed(5)
+    small = nets.build("nafnet-small")
+    # Non-zero residual scales, as after training: a zero-scale block is an identity already.
+    with torch.no_grad():
+        for name, p in small.named_parameters():
+            if name.endswith(("beta", "gamma")):
+                p.normal_(0, 0.5)
+    path = save_model(small, tmp_path / "small.json", "nafnet-small", {})
+    with pytest.raises(ConfigError, match="model.grow"):
+        ModelConfig(arch="nafnet-small-deep", init=str(path)).build()
+    deep = ModelConfig(arch="nafnet-small-deep", init=str(path), grow=True).build()
+    assert deep.training
+    assert sum(p.numel() for p in deep.parameters()) > 1.5 * sum(p.numel() for p in small.parameters())
+    x = torch.rand(2, 3, 48, 64)
+    small.eval(), deep.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(deep(x), small(x), atol=1e-5, rtol=0)
+    # The grown blocks train: their residual scales get gradients (their other weights follow
+    # once the scales leave zero).
+    deep.train()
+    (deep(x) - x.flip(-1)).abs().mean().backward()
+    for block in (deep.middle[2], deep.middle[3], deep.encoders[2][1], deep.encoders[3][3]):
+        assert block.beta.grad is not None and block.beta.grad.abs().sum() > 0
+    # A wider network is no growth of this one.
+    with pytest.raises(ConfigError, match="no place of that shape"):
+        ModelConfig(arch="nafnet-base", init=str(path), grow=True).build()
