@@ -134,7 +134,7 @@ def main() -> None:
                     help="BACKEND/PRECISION list; default CPU: torch/fp32,torch/bf16,torch+compile/auto,onnxruntime/fp32; CUDA: torch/fp32,torch/bf16,torch/fp16,torch+graphs/bf16,torch+graphs/fp16")
     ap.add_argument("--devices", default="auto", help="auto = cpu, plus cuda when present")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--arch", default="nafnet-small")
+    ap.add_argument("--arch", default="nafnet-small-deep", help="network preset (default: the shipped default model's)")
     ap.add_argument("--arch-args", default="{}")
     ap.add_argument("--tile", default="auto")
     ap.add_argument("--overlap", default="", help="tile overlap in pixels (default: the engine's)")
