@@ -134,8 +134,8 @@ def main() -> None:
                     help="BACKEND/PRECISION list; default CPU: torch/fp32,torch/bf16,torch+compile/auto,onnxruntime/fp32; CUDA: torch/fp32,torch/bf16,torch/fp16,torch+graphs/bf16,torch+graphs/fp16")
     ap.add_argument("--devices", default="auto", help="auto = cpu, plus cuda when present")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--arch", default="nafnet-small-deep", help="network preset (default: the shipped default model's)")
-    ap.add_argument("--arch-args", default="{}")
+    ap.add_argument("--arch", default=None, help="network preset (default: the bundled default model's)")
+    ap.add_argument("--arch-args", default=None, help="JSON keyword arguments (default: the bundled default model's, else {})")
     ap.add_argument("--tile", default="auto")
     ap.add_argument("--overlap", default="", help="tile overlap in pixels (default: the engine's)")
     ap.add_argument("--tag", default="", help="suffix for the output file names")
@@ -147,6 +147,15 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     ap.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.arch is None:
+        from uniremoval.modelfile import read_config
+
+        bundled, _ = read_config("default")
+        args.arch = bundled.arch
+        if args.arch_args is None:
+            args.arch_args = json.dumps(dict(bundled.arch_args))
+    if args.arch_args is None:
+        args.arch_args = "{}"
     if args.child:
         if args.tile != "auto":
             args.tile = int(args.tile)

@@ -95,16 +95,13 @@ def _grow_from(net: "torch.nn.Module", small: "torch.nn.Module", path: str) -> N
     if stray:
         raise ConfigError(f"model.init {path}: cannot grow into the run's network: it lacks {stray[0]}, which is not part of a new block")
     net.load_state_dict(state, strict=False)
-    for b in new_blocks:
-        block = net.get_submodule(b[:-1])
-        with torch.no_grad():
-            block.beta.zero_()
-            block.gamma.zero_()
-    # The identity claim, tested: a mismatch here means a new block is not a no-op (e.g. a
-    # different normalisation or window), and the run would not start from ``init``.
+    # A fresh NAFBlock is the identity (zero residual scales). The claim, tested: a mismatch
+    # here means a new block is not a no-op (e.g. a different window), and the run would not
+    # start from ``init``.
     m = int(getattr(net, "size_multiple", 1))
     x = torch.rand(1, 3, 4 * m, 4 * m, generator=torch.Generator().manual_seed(0))
-    small.eval(), net.eval()
+    small.eval()
+    net.eval()
     with torch.no_grad():
         diff = (small(x) - net(x)).abs().max().item()
     net.train()
