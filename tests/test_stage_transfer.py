@@ -175,6 +175,61 @@ def test_kind_weights_errors(tmp_path: Path) -> None:
         train_transfer(cfg, ToyTuples(["veil", "dark"]), {}, teachers={})
 
 
+class SwappedVeil(ToyTuples):
+    """ToyTuples whose veil inputs (every veil slot) are replaced by something else."""
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = super().__getitem__(i)
+        for s, k in enumerate(self.kinds):
+            if k == "veil":
+                item["input"][s] = 1.0 - item["target"][s] * 0.3
+        return item
+
+
+def test_kind_tuples_counts_take_distinct_samples_of_a_kind() -> None:
+    class Items(Dataset):
+        def __len__(self) -> int:
+            return 12
+
+        def item_kinds(self) -> list[str]:
+            return [["a", "b", "c"][i % 3] for i in range(12)]
+
+        def __getitem__(self, i: int) -> dict[str, Any]:
+            return {"input": torch.full((1,), float(i)), "target": torch.zeros(1)}
+
+    kt = KindTuples(Items(), ["a", "b", "c"], counts={"a": 2})
+    # a's pool is 0, 3, 6, 9: tuple 1 takes a's items 2 and 3 (6, 9), then b's and c's item 1.
+    assert len(kt) == 2 and kt[1]["input"].flatten().tolist() == [6.0, 9.0, 4.0, 5.0]
+
+
+def test_kind_mix_groups_each_kinds_samples(tmp_path: Path) -> None:
+    """With data.kind_mix={veil: 2} a tuple holds two veil samples and one dark sample; with
+    veil weighted 0 both veil slots (and only they) are left out of the loss."""
+    from uniremoval.train.config import ConfigError
+
+    slots = ["veil", "veil", "dark"]
+
+    def student_after(ds: Dataset, *extra: str) -> dict[str, torch.Tensor]:
+        teachers = {k: random_nafnet(i, width=8, enc_blocks=[1, 1], middle_blocks=1) for i, k in enumerate(["veil", "dark"])}
+        torch.manual_seed(0)
+        sub = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        cfg = cfg_for(sub, "run.steps=2", "data.val_count=0", "data.batch_size=6", "data.kind_mix={veil: 2}", "loss.fcl_weight=0", "loss.img_weight=0", "optim.lr=1e-2", *extra)
+        res = train_transfer(cfg, ds, {}, teachers=teachers)
+        return {n: p.detach().clone() for n, p in res.model.student.state_dict().items()}
+
+    w0 = "loss.kind_weights={veil: 0.0}"
+    a, b = student_after(ToyTuples(slots), w0), student_after(SwappedVeil(slots), w0)
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    c, d = student_after(ToyTuples(slots), w0), student_after(SwappedDark(slots), w0)
+    assert any(not torch.allclose(c[n], d[n]) for n in c)
+    with pytest.raises(ConfigError, match="multiple of the tuple size 3"):
+        student_after(ToyTuples(slots), "data.batch_size=4")
+    with pytest.raises(ConfigError, match="tuples hold 2 images"):
+        student_after(ToyTuples(["veil", "dark"]))
+    with pytest.raises(ConfigError, match="kind_mix.veil"):
+        cfg_for(tmp_path, "data.kind_mix={veil: 0}")
+
+
 def _train_toy_teacher(kind: str, tmp: Path) -> torch.nn.Module:
     """A tiny teacher that removes one toy degradation (plain supervised steps)."""
     torch.manual_seed(0)

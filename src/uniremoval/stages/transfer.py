@@ -54,10 +54,21 @@ class TransferDataConfig:
     val_seed: int = 12345
     epoch_size: int = 12000
     degrade: dict[str, Any] = field(default_factory=dict)
+    #: Samples of a kind in every tuple (kinds not named: 1), e.g. {haze: 2}. Unlike
+    #: ``loss.kind_weights`` this gives a lagging kind more *data* per step, not a larger
+    #: share of the same few samples; ``batch_size`` must be a multiple of the tuple size.
+    kind_mix: dict[str, int] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         if self.batch_size < 1 or self.crop < 8 or self.val_count < 0:
             raise ConfigError(f"{where}: batch_size >= 1, crop >= 8 and val_count >= 0 required")
+        for kind, n in self.kind_mix.items():
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise ConfigError(f"{where}.kind_mix.{kind}: must be a whole number >= 1")
+
+    def counts(self, kinds: Sequence[str]) -> dict[str, int]:
+        """Samples per tuple of each kind, in ``kinds`` order."""
+        return {k: int(self.kind_mix.get(k, 1)) for k in kinds}
 
 
 @dataclass
@@ -168,7 +179,8 @@ def parse_teachers(spec: str) -> dict[str, str]:
 
 
 class KindTuples(Dataset):
-    """Item ``j`` = one sample of every kind (stacked as (K, 3, H, W), in ``kinds`` order).
+    """Item ``j`` = one sample of every kind (stacked as (K, 3, H, W), in ``kinds`` order);
+    with ``counts`` ({kind: n}), n distinct samples of that kind, next to each other.
 
     The Trainer owns the sampler (resumable, split among processes), so the kind grouping of
     :class:`~uniremoval.data.KindGroupedBatchSampler` is made here instead, at the item level:
@@ -176,15 +188,18 @@ class KindTuples(Dataset):
     groups, and under data parallelism every process still gets every kind.
     """
 
-    def __init__(self, dataset: Dataset, kinds: Sequence[str], item_kinds: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, dataset: Dataset, kinds: Sequence[str], item_kinds: Sequence[str] | None = None, counts: Mapping[str, int] | None = None
+    ) -> None:
         self.dataset = dataset
         self.kinds = list(kinds)
+        self.counts = {k: int((counts or {}).get(k, 1)) for k in self.kinds}
         item_kinds = list(item_kinds) if item_kinds is not None else list(dataset.item_kinds())  # type: ignore[attr-defined]
         self.pools = {k: [i for i, ik in enumerate(item_kinds) if ik == k] for k in self.kinds}
-        empty = [k for k, p in self.pools.items() if not p]
+        empty = [k for k, p in self.pools.items() if len(p) < self.counts[k]]
         if empty:
-            raise ValueError(f"no items of kind(s) {empty}")
-        self.length = min(len(p) for p in self.pools.values())
+            raise ValueError(f"too few items of kind(s) {empty}")
+        self.length = min(len(p) // self.counts[k] for k, p in self.pools.items())
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -197,7 +212,7 @@ class KindTuples(Dataset):
             set_epoch(epoch)
 
     def __getitem__(self, j: int) -> dict[str, Any]:
-        items = [self.dataset[self.pools[k][j]] for k in self.kinds]
+        items = [self.dataset[self.pools[k][j * c + i]] for k, c in self.counts.items() for i in range(c)]
         return {
             "input": torch.stack([it["input"] for it in items]),
             "target": torch.stack([it["target"] for it in items]),
@@ -288,7 +303,7 @@ def build_transfer_datasets(cfg: TransferConfig) -> tuple[Dataset, dict[str, lis
     train = D.SyntheticPairs(Path(d.clean_dir).expanduser(), kinds=kinds, crop=d.crop, seed=cfg.run.seed, length=d.epoch_size, registry=reg)
     val = validation_items(d.val_dir, kinds, d.val_count, d.val_crop, d.val_seed, reg) if d.val_dir and d.val_count else {}
     desc = {"source": "synthetic", "kinds": kinds, "clean_dir": d.clean_dir, "images": len(train.images), "val_dir": d.val_dir, "degrade": d.degrade}
-    return KindTuples(train, kinds), val, desc
+    return KindTuples(train, kinds, counts=d.counts(kinds)), val, desc
 
 
 def validation_items(val_dir: str | Path, kinds: Sequence[str], count: int, crop: int, seed: int, registry: Any = None) -> dict[str, list[dict[str, Any]]]:
@@ -391,10 +406,18 @@ def train_transfer(
     unknown = sorted(set(cfg.loss.kind_weights) - set(kinds))
     if unknown:
         raise ConfigError(f"loss.kind_weights names kind(s) {unknown} that are not trained (kinds: {kinds})")
-    if cfg.data.batch_size % n_k:
-        raise ConfigError(f"data.batch_size {cfg.data.batch_size} must be a multiple of the {n_k} kinds (equal groups)")
+    unknown = sorted(set(cfg.data.kind_mix) - set(kinds))
+    if unknown:
+        raise ConfigError(f"data.kind_mix names kind(s) {unknown} that are not trained (kinds: {kinds})")
+    counts = cfg.data.counts(kinds)
+    n_slots = sum(counts.values())  # images in one tuple
+    if cfg.data.batch_size % n_slots:
+        mix = " + ".join(f"{c} {k}" for k, c in counts.items())
+        raise ConfigError(f"data.batch_size {cfg.data.batch_size} must be a multiple of the tuple size {n_slots} ({mix})")
+    # Kind k's samples sit at slots [offset[k], offset[k] + counts[k]) of every tuple.
+    offsets = dict(zip(kinds, [sum(list(counts.values())[:i]) for i in range(n_k)]))
     lo = cfg.loss
-    tr = Trainer(cfg.run, cfg, global_batch=cfg.data.batch_size // n_k, images_per_sample=n_k)
+    tr = Trainer(cfg.run, cfg, global_batch=cfg.data.batch_size // n_slots, images_per_sample=n_slots)
     try:
         # --- teachers: frozen, added without an optimiser (checkpointed, never trained)
         frozen: dict[str, FrozenTeacher] = {}
@@ -433,9 +456,11 @@ def train_transfer(
                 val_items = built_val
 
         def step(t: Trainer, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+            if batch["input"].shape[1] != n_slots:
+                raise ConfigError(f"training tuples hold {batch['input'].shape[1]} images, the kinds and data.kind_mix need {n_slots}")
             x, y = group_batch(batch["input"]), group_batch(batch["target"])
-            g = batch["input"].shape[0]  # samples per kind on this process
-            groups = [(k, slice(i * g, (i + 1) * g)) for i, k in enumerate(kinds)]
+            g = batch["input"].shape[0]  # tuples on this process
+            groups = [(k, slice(offsets[k] * g, (offsets[k] + counts[k]) * g)) for k in kinds]
             need_t_out = lo.out_weight > 0 or (lo.img_weight > 0 and lo.img_positive != "target")
             t_out: dict[str, torch.Tensor] = {}
             t_feats: dict[str, list[torch.Tensor]] = {}
@@ -450,7 +475,7 @@ def train_transfer(
                 out, proj = model(x, groups, t_feats if use_feat else None)
             terms: dict[str, torch.Tensor] = {}
             if lo.gt_weight > 0:
-                # Equal groups, so the mean of the group means is the batch mean when unweighted.
+                # A mean per kind group (then over kinds), so kind_mix adds data, not loss share.
                 terms["gt"] = _kind_mean({k: gt_loss(out[sl], y[sl]) for k, sl in groups}, lo.kind_weights)
             if lo.out_weight > 0:
                 terms["out"] = _kind_mean({k: output_distill(out[sl], t_out[k]) for k, sl in groups}, lo.kind_weights)
