@@ -26,7 +26,7 @@ import numpy as np
 from uniremoval.data import SyntheticPairs
 from uniremoval.data.io import write_png
 from uniremoval.evaluate import Item, evaluate_set, load_method, per_kind_method
-from uniremoval.modelfile import read_config
+from uniremoval.modelfile import ModelError, read_config
 from uniremoval.stages.transfer import parse_teachers
 
 KINDS = ("haze", "rain", "blur")
@@ -75,6 +75,11 @@ def main() -> None:
     # LABEL=PATH names a row; a bare name/path is its own label.
     models = [m.split("=", 1) if "=" in m else [m, m] for m in (a.model or ["default"])]
     teachers = parse_teachers(a.teachers)
+    missing = [k for k in KINDS if k not in teachers]
+    if missing:
+        raise ValueError(f"--teachers: no teacher for {', '.join(missing)} (give haze=PATH,rain=PATH,blur=PATH)")
+    if not a.val_dir.expanduser().is_dir():
+        raise ValueError(f"--val-dir {a.val_dir}: not a folder")
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -126,4 +131,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, KeyError, ModelError) as e:
+        sys.exit(f"synthetic_eval: error: {e}")

@@ -1,0 +1,46 @@
+"""benchmarks/synthetic_eval.py end to end on tiny photos (no ../shared): rows, pairing, intervals."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_synthetic_eval_pairs_models_with_teachers(tmp_path: Path, identity_model: Path, random_model: Path) -> None:
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        yy, xx = np.mgrid[0:96, 0:96] / 96.0
+        img = np.stack([yy, xx, 0.5 + 0.3 * np.sin(6 * xx + i)], -1) + rng.normal(0, 0.02, (96, 96, 3))
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(clean / f"p{i}.png")
+    t = str(identity_model)
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "synthetic_eval.py"), "--val-dir", str(clean),
+           "--teachers", f"haze={t},rain={t},blur={t}", "--model", f"same={t}", "--model", f"other={random_model}",
+           "--count", "4", "--crop", "32", "--boot", "50", "--tag", "t", "--out", str(tmp_path / "out")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads((tmp_path / "out" / "synthetic_eval_t.json").read_text())
+    assert out["count_per_kind"] == 4 and 1 <= out["photos"] <= 3
+    means = out["means"]
+    # The identity "teachers" and the identity model are the input, pair for pair.
+    for k in ("haze", "rain", "blur"):
+        assert means["same"][k] == means["teachers"][k] == means["input"][k]
+        d = out["differences"]["same"][f"{k}-teachers"]
+        assert d["mean"] == 0.0 and d["ci95"] == [0.0, 0.0] and d["n"] == 4
+    assert any(out["differences"]["other"][f"{k}-teachers"]["mean"] != 0.0 for k in ("haze", "rain", "blur"))
+    assert "haze-dcp" in out["differences"]["same"] and "rain-dcp" not in out["differences"]["same"]
+    assert (tmp_path / "out" / "synthetic_eval_t.md").read_text().startswith("# Synthetic evaluation (4 pairs per kind")
+
+
+def test_synthetic_eval_bad_input_is_one_line(tmp_path: Path, identity_model: Path) -> None:
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "synthetic_eval.py"), "--val-dir", str(tmp_path / "nope"),
+           "--teachers", f"haze={identity_model}"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "no teacher for rain, blur" in r.stderr
