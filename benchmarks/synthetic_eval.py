@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from uniremoval.data import SyntheticPairs
-from uniremoval.data.io import write_png
 from uniremoval.evaluate import Item, evaluate_set, load_method, per_kind_method
 from uniremoval.modelfile import ModelError, read_config
+from uniremoval.stages.pipeline import write_pairs
 from uniremoval.stages.transfer import parse_teachers
 
 KINDS = ("haze", "rain", "blur")
@@ -35,17 +35,14 @@ KINDS = ("haze", "rain", "blur")
 def make_items(val_dir: Path, count: int, crop: int, seed: int, dest: Path) -> tuple[list[Item], dict[str, str]]:
     """``count`` pairs per kind (each a seeded photo, crop and degradation), as PNGs; and the
     clean photo of every pair."""
-    items, photo = [], {}
-    for kind in KINDS:
-        ds = SyntheticPairs(val_dir, kinds=[kind], crop=crop, seed=seed, hflip=False, length=count)
-        for i in range(count):
-            it = ds[i]
-            x, y = dest / kind / f"{i:03d}_input.png", dest / kind / f"{i:03d}_target.png"
-            write_png(x, it["input"].permute(1, 2, 0).numpy())
-            write_png(y, it["target"].permute(1, 2, 0).numpy())
-            items.append(Item(f"{kind}/{i:03d}", kind, x, y))
-            photo[f"{kind}/{i:03d}"] = it["name"].rsplit("_", 1)[0]
-    return items, photo
+    sets = {}
+    for k in KINDS:
+        ds = SyntheticPairs(val_dir, kinds=[k], crop=crop, seed=seed, hflip=False, length=count)
+        sets[k] = [ds[i] for i in range(count)]
+    items = write_pairs(sets, dest)
+    # write_pairs keeps the sets' order; SyntheticPairs names an item PHOTO_INDEX.
+    pairs = [p for k in KINDS for p in sets[k]]
+    return items, {it.name: p["name"].rsplit("_", 1)[0] for it, p in zip(items, pairs)}
 
 
 def bootstrap(diff: np.ndarray, groups: list[str], n: int, rng: np.random.Generator) -> tuple[float, float]:

@@ -323,15 +323,13 @@ def ensure_split(cfg: PipelineConfig) -> bool:
 # ---------------------------------------------------------------------------- evaluation
 
 
-def _synthetic_set(cfg: PipelineConfig, dest: Path) -> list[Any]:
-    """The fixed synthetic evaluation pairs (``eval.count`` per kind, seeded), written as PNGs
-    so the evaluation reads them like any paired set; returns the items."""
+def write_pairs(sets: Mapping[str, Sequence[dict[str, Any]]], dest: Path) -> list[Any]:
+    """Write per-kind ``{"input", "target"}`` tensors as ``dest/KIND/NNN_{input,target}.png``
+    so the evaluation reads them like any paired set; returns the evaluation items."""
     from ..data.io import write_png
     from ..evaluate import Item
-    from .transfer import validation_items
 
     items = []
-    sets = validation_items(cfg.val_dir, cfg.kinds, cfg.eval.count, cfg.eval.crop, cfg.eval.seed)  # type: ignore[arg-type]
     for kind, vs in sets.items():
         for i, it in enumerate(vs):
             x, y = dest / kind / f"{i:03d}_input.png", dest / kind / f"{i:03d}_target.png"
@@ -339,6 +337,13 @@ def _synthetic_set(cfg: PipelineConfig, dest: Path) -> list[Any]:
             write_png(y, it["target"].permute(1, 2, 0).numpy())
             items.append(Item(f"{kind}/{i:03d}", kind, x, y))
     return items
+
+
+def _synthetic_set(cfg: PipelineConfig, dest: Path) -> list[Any]:
+    """The fixed synthetic evaluation pairs (``eval.count`` per kind, seeded), as PNGs."""
+    from .transfer import validation_items
+
+    return write_pairs(validation_items(cfg.val_dir, cfg.kinds, cfg.eval.count, cfg.eval.crop, cfg.eval.seed), dest)  # type: ignore[arg-type]
 
 
 def evaluate_pipeline(

@@ -21,6 +21,7 @@ an optimiser (frozen, checkpointed), the student and the projectors are one trai
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
@@ -402,7 +403,6 @@ def train_transfer(
     kinds = cfg.all_kinds()
     if not kinds:
         raise ConfigError("no kinds: give teachers (--teachers haze=PATH,...) or kinds")
-    n_k = len(kinds)
     unknown = sorted(set(cfg.loss.kind_weights) - set(kinds))
     if unknown:
         raise ConfigError(f"loss.kind_weights names kind(s) {unknown} that are not trained (kinds: {kinds})")
@@ -414,8 +414,9 @@ def train_transfer(
     if cfg.data.batch_size % n_slots:
         mix = " + ".join(f"{c} {k}" for k, c in counts.items())
         raise ConfigError(f"data.batch_size {cfg.data.batch_size} must be a multiple of the tuple size {n_slots} ({mix})")
-    # Kind k's samples sit at slots [offset[k], offset[k] + counts[k]) of every tuple.
-    offsets = dict(zip(kinds, [sum(list(counts.values())[:i]) for i in range(n_k)]))
+    # Kind k's samples sit at slots [start, stop) of every tuple (KindTuples' order).
+    stops = list(accumulate(counts.values()))
+    slots = {k: (stop - counts[k], stop) for k, stop in zip(kinds, stops)}
     lo = cfg.loss
     tr = Trainer(cfg.run, cfg, global_batch=cfg.data.batch_size // n_slots, images_per_sample=n_slots)
     try:
@@ -460,7 +461,7 @@ def train_transfer(
                 raise ConfigError(f"training tuples hold {batch['input'].shape[1]} images, the kinds and data.kind_mix need {n_slots}")
             x, y = group_batch(batch["input"]), group_batch(batch["target"])
             g = batch["input"].shape[0]  # tuples on this process
-            groups = [(k, slice(offsets[k] * g, (offsets[k] + counts[k]) * g)) for k in kinds]
+            groups = [(k, slice(a * g, b * g)) for k, (a, b) in slots.items()]
             need_t_out = lo.out_weight > 0 or (lo.img_weight > 0 and lo.img_positive != "target")
             t_out: dict[str, torch.Tensor] = {}
             t_feats: dict[str, list[torch.Tensor]] = {}
