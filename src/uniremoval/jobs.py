@@ -3,6 +3,7 @@ written where, and which jobs are refused before any work starts (an output that
 overwrite an input, two inputs with the same output, an output that already exists)."""
 from __future__ import annotations
 
+import errno
 import glob
 import os
 from dataclasses import dataclass
@@ -31,6 +32,33 @@ def _is_image_name(p: Path) -> bool:
     return p.suffix.lower() in READABLE_EXTENSIONS
 
 
+def link_problem(p: Path) -> str | None:
+    """Why the symbolic link ``p`` leads nowhere ("symbolic link loop", "broken symbolic
+    link"), or None when ``p`` is not a link or its target exists."""
+    if not p.is_symlink():
+        return None
+    try:
+        p.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        return "symbolic link loop"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if isinstance(e, FileNotFoundError):
+            return "broken symbolic link"
+        return e.strerror or str(e)
+    return None
+
+
+def safe_resolve(p: Path) -> Path:
+    """``p.resolve()`` that never raises: a path through a symlink loop resolves to its
+    absolute, unresolved self (a loop is reported per entry by :func:`link_problem`)."""
+    try:
+        return p.resolve()
+    except (RuntimeError, OSError):
+        return Path(os.path.abspath(p))
+
+
 def collect_inputs(inputs: list[str], recursive: bool = False) -> list[tuple[Path, Path | None]]:
     """Expand files, folders and glob patterns into ``(file, folder it came from or None)``.
 
@@ -55,9 +83,45 @@ def collect_inputs(inputs: list[str], recursive: bool = False) -> list[tuple[Pat
     return found
 
 
+def unsearched_subfolders(inputs: list[str], recursive: bool) -> list[tuple[Path, int]]:
+    """Folder inputs whose sub-folders a run without ``-r`` does not search: ``(folder,
+    number of non-hidden sub-folders)`` for each, so the user can be told to add ``-r``."""
+    if recursive:
+        return []
+    found = []
+    for raw in inputs:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            try:
+                subs = sum(1 for f in p.iterdir() if f.is_dir() and not f.name.startswith("."))
+            except OSError:
+                continue
+            if subs:
+                found.append((p, subs))
+    return found
+
+
+def check_output_arg(out: str | None) -> None:
+    """Refuse an ``-o`` that is neither an image file name nor clearly a folder: ``-o
+    out.xyz`` would otherwise silently become a folder named ``out.xyz``."""
+    if out is None:
+        return
+    p = Path(out).expanduser()
+    if p.suffix and p.suffix.lower() not in FORMATS and not p.is_dir() and not out.endswith(("/", os.sep)):
+        raise UsageError(
+            f"-o {out}: {p.suffix} is not an output image format ({', '.join(sorted(FORMATS))}); "
+            f"for a folder named {p.name} write -o {out}/"
+        )
+
+
 def output_is_file(out: str | None) -> bool:
     """An ``-o`` value with an image extension names a file; anything else a folder."""
-    return out is not None and Path(out).suffix.lower() in FORMATS and not Path(out).is_dir()
+    return (
+        out is not None
+        and Path(out).suffix.lower() in FORMATS
+        and not Path(out).is_dir()
+        and not out.endswith(("/", os.sep))
+    )
 
 
 def plan_jobs(
@@ -80,21 +144,24 @@ def plan_jobs(
         ext = ext if ext.startswith(".") else f".{ext}"
         if ext.lower() not in FORMATS:
             raise UsageError(f"--ext {ext}: unknown output format; use one of {', '.join(sorted(FORMATS))}")
+    check_output_arg(out)
     pairs = collect_inputs(inputs, recursive)
     # Earlier outputs found while expanding a folder are not inputs: a rerun must not restore
     # its own results (photos/restored/ inside photos/, or NAME_restored.jpg next to NAME.jpg).
-    out_root = Path(out).resolve() if out is not None and not output_is_file(out) else None
+    out_root = safe_resolve(Path(out)) if out is not None and not output_is_file(out) else None
     pairs = [
         (src, base)
         for src, base in pairs
         if base is None
         or not (
-            (out_root is not None and out_root in src.resolve().parents)
+            (out_root is not None and out_root in safe_resolve(src).parents)
             or (out is None and suffix and src.stem.endswith(suffix))
         )
     ]
     if not pairs:
-        raise UsageError("no input images found")
+        subs = unsearched_subfolders(inputs, recursive)
+        hint = f" ({subs[0][0]} has sub-folders: add -r to search them)" if subs else ""
+        raise UsageError(f"no input images found{hint}")
     file_out = output_is_file(out)
     if file_out and len(pairs) != 1:
         raise UsageError(f"-o {out} names a file but there are {len(pairs)} inputs; give a folder instead")
@@ -112,21 +179,25 @@ def plan_jobs(
         jobs.append(Job(src, dst))
 
     input_ids = {_identity(j.src) for j in jobs}
-    input_paths = {j.src.resolve() for j in jobs}
+    input_paths = {safe_resolve(j.src) for j in jobs}
+    # The fix that helps depends on how outputs are named: --suffix only renames outputs
+    # written next to their inputs; into a folder, names come from the inputs.
+    rename = "use another --suffix or -o" if out is None else "give their folder with -r (outputs keep sub-folders) or rename one"
     seen: dict[Path, Path] = {}
     for job in jobs:
-        if not (job.src.exists() or job.src.is_symlink()):
-            job.error = "no such file or folder"
+        problem = link_problem(job.src)
+        if problem:
+            job.error = problem
             continue
         if not job.src.exists():
-            job.error = "broken symbolic link"
+            job.error = "no such file or folder"
             continue
         assert job.dst is not None
-        key = job.dst.resolve()
+        key = safe_resolve(job.dst)
         if _identity(job.dst) in input_ids or key in input_paths:
-            job.error = f"output {job.dst} would overwrite an input; choose another -o or --suffix"
+            job.error = f"output {job.dst} would overwrite an input; choose another -o" + (" or --suffix" if out is None else "")
         elif key in seen:
-            job.error = f"same output path {job.dst} as {seen[key]}; rename one or use --suffix"
+            job.error = f"same output path {job.dst} as {seen[key]}; {rename}"
         else:
             seen[key] = job.src
             if job.dst.exists():
@@ -143,7 +214,7 @@ def _identity(p: Path) -> tuple[int, int] | Path:
         st = p.stat()
         return (st.st_dev, st.st_ino)
     except OSError:
-        return p.resolve()
+        return safe_resolve(p)
 
 
 @dataclass(frozen=True)
@@ -174,3 +245,44 @@ class Shard:
         """This rank's jobs: every world-th job of the shared sorted plan, so ranks never
         share an output and together cover every input."""
         return jobs[self.rank :: self.world]
+
+
+def folder_problem(folder: Path, create: bool = True) -> str | None:
+    """Why outputs cannot be written into ``folder``, or None.
+
+    With ``create`` the folder is made (as a run needs it) and a temporary file proves it
+    writable; without (``--dry-run``) nothing is created: the nearest existing ancestor
+    must be a writable folder.
+    """
+    if create:
+        import tempfile
+
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as e:
+            return e.strerror or str(e)
+        return None
+    probe = folder
+    while not (probe.exists() or probe.is_symlink()) and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe}: permission denied"
+    return None
+
+
+def check_output_folders(jobs: list[Job], create: bool = True) -> None:
+    """Refuse, before any work, the jobs whose output folder cannot be written (a file in
+    the way, no permission), so a long run does not find out at its end."""
+    verdict: dict[Path, str | None] = {}
+    for job in jobs:
+        if job.error or job.skip or job.dst is None:
+            continue
+        folder = job.dst.parent
+        if folder not in verdict:
+            verdict[folder] = folder_problem(folder, create)
+        if verdict[folder]:
+            job.error = f"output folder {folder} is not writable: {verdict[folder]}"
