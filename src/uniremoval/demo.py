@@ -32,6 +32,15 @@ class DemoItem:
     psnr_in: float
     psnr_out: float
 
+    @property
+    def gain(self) -> float:
+        """PSNR gain of the restored image over the degraded one, in dB."""
+        return self.psnr_out - self.psnr_in
+
+
+#: A kind whose mean demo gain is below this (dB) is called out as barely improved.
+BARELY_DB = 1.0
+
 
 def sample_photos(max_side: int = 384) -> dict[str, np.ndarray]:
     """The bundled sample photos as float32 RGB in [0, 1], downscaled to ``max_side``."""
@@ -65,7 +74,6 @@ def run_demo(
     """Degrade every sample with every kind, restore, write images and a grid; returns the
     items and the grid's path."""
     from .degrade import synthesize
-    from .evaluate import thumbnail, write_grid
 
     out = Path(out_dir)
     items: list[DemoItem] = []
@@ -79,6 +87,51 @@ def run_demo(
             write_image(Image(degraded), d_path)
             write_image(Image(restored), r_path)
             items.append(DemoItem(name, kind, d_path, r_path, _psnr(degraded, clean), _psnr(restored, clean)))
-            visuals.append({"input": thumbnail(degraded), "outputs": {"restored": thumbnail(restored)}, "target": thumbnail(clean)})
-    grid = write_grid(out / "grid.png", visuals, ["restored"])
+            visuals.append((degraded, restored, clean))
+    grid = write_demo_grid(out / "grid.png", items, visuals)
     return items, grid
+
+
+def kind_gains(items: Sequence[DemoItem]) -> dict[str, float]:
+    """Mean PSNR gain per kind, in dB, in the order the kinds first appear."""
+    by_kind: dict[str, list[float]] = {}
+    for it in items:
+        by_kind.setdefault(it.kind, []).append(it.gain)
+    return {k: sum(v) / len(v) for k, v in by_kind.items()}
+
+
+def write_demo_grid(
+    path: Path, items: Sequence[DemoItem], visuals: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], cell: int = 320
+) -> Path:
+    """One row per degraded sample: degraded | restored | clean, each at the photo's own
+    aspect ratio (no blank space under landscape photos), headed by the photo, its kind and
+    the PSNR gain, so the grid reads without the table."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=15)
+    pad, label_h = 4, 22
+    tiles = [[_tile(a, cell) for a in row] for row in visuals]
+    heights = [max(t.height for t in row) for row in tiles]
+    width = 3 * cell + 4 * pad
+    sheet = PILImage.new("RGB", (width, label_h + sum(h + label_h + pad for h in heights)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, title in enumerate(("degraded", "restored", "clean")):
+        draw.text((pad + c * (cell + pad), 3), title, fill="black", font=font)
+    y = label_h
+    for it, row, h in zip(items, tiles, heights):
+        colour = "darkgreen" if it.gain >= BARELY_DB else "darkred"
+        text = f"{it.name} / {it.kind}: {it.psnr_in:.1f} -> {it.psnr_out:.1f} dB ({it.gain:+.1f} dB)"
+        draw.text((pad, y + 3), text, fill=colour, font=font)
+        y += label_h
+        for c, tile in enumerate(row):
+            sheet.paste(tile, (pad + c * (cell + pad), y))
+        y += h + pad
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
+def _tile(px: np.ndarray, width: int) -> PILImage.Image:
+    a = np.round(np.clip(px, 0, 1) * 255).astype(np.uint8)
+    im = PILImage.fromarray(a[..., 0] if a.shape[2] == 1 else a[..., :3]).convert("RGB")
+    return im.resize((width, max(1, round(im.height * width / im.width))), PILImage.LANCZOS)

@@ -100,7 +100,7 @@ def demo(
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
 ) -> None:
     """Degrade a few bundled sample photos, restore them, and write a before/after grid."""
-    from ..demo import run_demo
+    from ..demo import BARELY_DB, kind_gains, run_demo
     from ..modelfile import ModelError
     from ..restorer import Restorer
 
@@ -115,11 +115,14 @@ def demo(
     from rich.table import Table
 
     table = Table(title=f"uniremoval demo ({restorer.model.name}, {restorer.device})")
-    for col in ("photo", "kind", "PSNR degraded", "PSNR restored"):
-        table.add_column(col)
+    for col in ("photo", "kind", "PSNR degraded (dB)", "PSNR restored (dB)", "gain (dB)"):
+        table.add_column(col, justify="left" if col in ("photo", "kind") else "right")
     for it in items:
-        table.add_row(it.name, it.kind, f"{it.psnr_in:.2f}", f"{it.psnr_out:.2f}")
+        table.add_row(it.name, it.kind, f"{it.psnr_in:.2f}", f"{it.psnr_out:.2f}", f"{it.gain:+.2f}")
     out.print(table)
+    for kind, gain in kind_gains(items).items():
+        verdict = "" if gain >= BARELY_DB else f": barely improves (under {BARELY_DB:.0f} dB); see MODEL_CARD.md for this model's limits"
+        out.print(f"{kind}: {gain:+.2f} dB on average{verdict}", soft_wrap=True)
     out.print(f"degraded inputs: {out_dir / 'degraded'}\nrestored outputs: {out_dir / 'restored'}\nbefore/after grid: {grid}")
 
 
