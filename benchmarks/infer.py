@@ -197,7 +197,7 @@ def main() -> None:
     (out / f"infer_{tag}.json").write_text(json.dumps(report, indent=2) + "\n")
     m = report["machine"]
     lines = [f"# Inference benchmark ({args.arch})", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}" + (f", GPU {m['gpu']}" if "gpu" in m else "") + f"; {report['date']}.",
+             f"Machine: {m['cpu']} ({m.get('isa', 'ISA not recorded')}), {m['cores']} cores, torch {m['torch']}" + (f", GPU {m['gpu']}" if "gpu" in m else "") + f"; {report['date']}.",
              ("Engine only (padding, tiles, network, blending; no file I/O)" if args.engine_only else
               "End-to-end file restore (JPEG decode + network + JPEG encode)") + f", median of {args.repeats} runs; "
              f"load average at the end {report['load_average'][0]:.1f}.",
