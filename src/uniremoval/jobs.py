@@ -178,6 +178,13 @@ def plan_jobs(
             dst = Path(out) / rel.with_suffix(out_ext)
         jobs.append(Job(src, dst))
 
+    _refuse(jobs, out, skip_existing, overwrite)
+    return jobs
+
+
+def _refuse(jobs: list[Job], out: str | None, skip_existing: bool, overwrite: bool) -> None:
+    """Mark the jobs that must not run: missing or looping inputs, outputs that would
+    overwrite an input or another job's output, and outputs that exist already."""
     input_ids = {_identity(j.src) for j in jobs}
     input_paths = {safe_resolve(j.src) for j in jobs}
     # The fix that helps depends on how outputs are named: --suffix only renames outputs
@@ -205,7 +212,6 @@ def plan_jobs(
                     job.skip = "output exists"
                 elif not overwrite:
                     job.error = f"output {job.dst} exists (use --overwrite or --skip-existing)"
-    return jobs
 
 
 def _identity(p: Path) -> tuple[int, int] | Path:
