@@ -10,8 +10,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..options import DEFAULT_OVERLAP, DEFAULT_TILE, MIN_TILE, parse_tile, per_device
-
+from ..options import DEFAULT_OVERLAP, DEFAULT_TILE, DEFAULT_TILE_BATCH, MIN_TILE, parse_tile, per_device, resolve_device
 
 #: Help texts quote the engine's real per-device defaults (uniremoval.options), never a copy.
 TILE_HELP = (
@@ -22,6 +21,7 @@ OVERLAP_HELP = (
     f"Default minimum overlap between tiles in pixels (default {per_device(DEFAULT_OVERLAP)}; "
     "at most a quarter of the tile)."
 )
+TILE_BATCH_HELP = f"Tiles per forward pass (default {per_device(DEFAULT_TILE_BATCH)})."
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -51,7 +51,6 @@ def build_app(
         ModelError: the model cannot be found or loaded.
         ValueError: an option is invalid.
     """
-    from ..options import resolve_device
     from ..restorer import Restorer
     from ..serve.app import create_app
     from ..serve.settings import ServeSettings
@@ -76,7 +75,7 @@ def register(app: typer.Typer) -> None:
         precision: str = typer.Option("auto", help="auto | fp32 | bf16 | fp16"),
         tile: str = typer.Option("auto", help=TILE_HELP),
         tile_overlap: Optional[int] = typer.Option(None, help=OVERLAP_HELP),
-        tile_batch: Optional[int] = typer.Option(None, help="Tiles per forward pass (default per device)."),
+        tile_batch: Optional[int] = typer.Option(None, help=TILE_BATCH_HELP),
         max_upload_mb: float = typer.Option(50.0, help="Largest accepted upload in MiB (413 above)."),
         max_pixels: int = typer.Option(40_000_000, help="Largest accepted image in pixels (413 above)."),
         max_concurrent: Optional[int] = typer.Option(None, help="Images restored at once (default: 1 on CPU, 2 on a GPU)."),
