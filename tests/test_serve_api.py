@@ -29,7 +29,7 @@ with warnings.catch_warnings():  # Starlette's note that TestClient will move to
 
 from uniremoval.restorer import Restorer  # noqa: E402
 from uniremoval.serve import ServeSettings, create_app  # noqa: E402
-from uniremoval.serve.app import sniff_image_type  # noqa: E402
+from uniremoval.serve.upload import sniff_image_type  # noqa: E402
 
 
 

@@ -10,6 +10,19 @@ from typing import Any, Optional
 
 import typer
 
+from ..options import DEFAULT_OVERLAP, DEFAULT_TILE, DEFAULT_TILE_BATCH, MIN_TILE, parse_tile, per_device, resolve_device
+
+#: Help texts quote the engine's real per-device defaults (uniremoval.options), never a copy.
+TILE_HELP = (
+    f"Default tiling: auto (tiles of {per_device(DEFAULT_TILE)} px once an image is large), 0 (never) "
+    f"or a tile size of at least {MIN_TILE} pixels (requests may override)."
+)
+OVERLAP_HELP = (
+    f"Default minimum overlap between tiles in pixels (default {per_device(DEFAULT_OVERLAP)}; "
+    "at most a quarter of the tile)."
+)
+TILE_BATCH_HELP = f"Tiles per forward pass (default {per_device(DEFAULT_TILE_BATCH)})."
+
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
     from . import err
@@ -29,8 +42,10 @@ def build_app(
     **limits: Any,
 ) -> Any:
     """Load the model once and build the FastAPI app around it: what ``serve`` runs (tests
-    call it too). ``max_concurrent`` defaults to 1 on a CPU (one job already uses every
-    core) and 2 on a GPU; ``limits`` are the other :class:`ServeSettings` fields.
+    call it too). ``tile`` and ``device`` are read by :func:`~uniremoval.options.parse_tile`
+    and :func:`~uniremoval.options.resolve_device`, the same as every other command's.
+    ``max_concurrent`` defaults to 1 on a CPU (one job already uses every core) and 2 on a
+    GPU; ``limits`` are the other :class:`ServeSettings` fields.
 
     Raises:
         ModelError: the model cannot be found or loaded.
@@ -40,8 +55,10 @@ def build_app(
     from ..serve.app import create_app
     from ..serve.settings import ServeSettings
 
-    tile_arg: int | str | None = "auto" if tile == "auto" else int(tile)
-    restorer = Restorer.from_pretrained(model, device=device, precision=precision, tile=tile_arg, overlap=tile_overlap, tile_batch=tile_batch)
+    tile_arg = parse_tile(tile)
+    restorer = Restorer.from_pretrained(
+        model, device=resolve_device(device), precision=precision, tile=tile_arg, overlap=tile_overlap, tile_batch=tile_batch
+    )
     concurrent = max_concurrent or (1 if restorer.device.type == "cpu" else 2)
     return create_app(restorer, ServeSettings(max_concurrent=concurrent, **limits))
 
@@ -56,9 +73,9 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option("default", "--model", "-m", help="Bundled model name or path to a model .json."),
         device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
         precision: str = typer.Option("auto", help="auto | fp32 | bf16 | fp16"),
-        tile: str = typer.Option("auto", help="Default tiling: auto, 0 (never) or a tile size in pixels (requests may override)."),
-        tile_overlap: Optional[int] = typer.Option(None, help="Default overlap between tiles in pixels (64, at most a quarter of the tile)."),
-        tile_batch: Optional[int] = typer.Option(None, help="Tiles per forward pass (default per device)."),
+        tile: str = typer.Option("auto", help=TILE_HELP),
+        tile_overlap: Optional[int] = typer.Option(None, help=OVERLAP_HELP),
+        tile_batch: Optional[int] = typer.Option(None, help=TILE_BATCH_HELP),
         max_upload_mb: float = typer.Option(50.0, help="Largest accepted upload in MiB (413 above)."),
         max_pixels: int = typer.Option(40_000_000, help="Largest accepted image in pixels (413 above)."),
         max_concurrent: Optional[int] = typer.Option(None, help="Images restored at once (default: 1 on CPU, 2 on a GPU)."),
@@ -77,11 +94,10 @@ def register(app: typer.Typer) -> None:
         except ImportError as e:
             raise _fail(f"serve needs fastapi and uvicorn, which uniremoval depends on: {e}")
 
-        if tile != "auto":
-            try:
-                int(tile)
-            except ValueError:
-                raise _fail(f"--tile {tile!r}: use auto, 0 or a size in pixels", 2)
+        try:
+            parse_tile(tile)
+        except ValueError as e:
+            raise _fail(f"--{e}", 2)
         if threads:
             import torch
 
