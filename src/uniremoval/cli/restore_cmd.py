@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
+from ..options import DEFAULT_OVERLAP, DEFAULT_TILE_BATCH, per_device
 from ._console import err, fail
 
 if TYPE_CHECKING:
@@ -32,8 +33,8 @@ def restore(
     precision: str = typer.Option("auto", help="auto | fp32 | bf16 | fp16"),
     backend: str = typer.Option("torch", help="torch | onnxruntime (exports the model to ONNX once, cached)."),
     tile: str = typer.Option("auto", help="auto (tile large images), 0 (never), or a tile size in pixels."),
-    tile_overlap: Optional[int] = typer.Option(None, help="Minimum overlap between tiles in pixels, widened where the tile count allows (default CPU 32, GPU 64; at most a quarter of the tile)."),
-    tile_batch: Optional[int] = typer.Option(None, help="Tiles per forward pass (default per device)."),
+    tile_overlap: Optional[int] = typer.Option(None, help=f"Minimum overlap between tiles in pixels, widened where the tile count allows (default {per_device(DEFAULT_OVERLAP)}; at most a quarter of the tile)."),
+    tile_batch: Optional[int] = typer.Option(None, help=f"Tiles per forward pass (default {per_device(DEFAULT_TILE_BATCH)})."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     skip_existing: bool = typer.Option(False, help="Skip inputs whose output already exists (resumes an interrupted run)."),
     overwrite: bool = typer.Option(False, help="Replace outputs that already exist (never inputs)."),
@@ -101,10 +102,12 @@ def register(app: typer.Typer) -> None:
 
 
 def _parse_tile(tile: str) -> int | str | None:
+    from ..options import parse_tile
+
     try:
-        return "auto" if tile == "auto" else int(tile)
-    except ValueError:
-        raise fail(f"--tile {tile!r}: use auto, 0 or a size in pixels", 2) from None
+        return parse_tile(tile)
+    except ValueError as e:
+        raise fail(f"--{e}", 2) from None
 
 
 def _plan(
@@ -120,10 +123,9 @@ def _plan(
             # Under torchrun a rerun continues an interrupted run: finished outputs are skipped.
             skip_existing = skip_existing or not overwrite
             if device == "auto":
-                import torch
+                from ..options import resolve_device
 
-                if torch.cuda.is_available():
-                    device = f"cuda:{shard.local_rank % torch.cuda.device_count()}"
+                device = str(resolve_device(device, rank=shard.local_rank))
             threads = threads or max(1, (os.cpu_count() or 1) // shard.local_world)
         jobs = shard.take(plan_jobs(inputs, output, recursive, ext, suffix, skip_existing, overwrite))
     except UsageError as e:
