@@ -9,10 +9,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:  # the commands import these lazily so that --help stays fast
+    import numpy as np
+
+    from ..degrade import Registry
 
 _err = Console(stderr=True, highlight=False)
 _out = Console(highlight=False)
@@ -99,7 +104,7 @@ def synth(
     _synth_pairs(good, len(bad), clean_dir, output, kind_list, per_image, crop, seed, registry, overwrite, quiet)
 
 
-def _registry(config: Optional[Path]):
+def _registry(config: Optional[Path]) -> "Registry":
     from ..degrade import REGISTRY, Registry
 
     try:
@@ -115,7 +120,7 @@ class _Crop:
     size: Optional[int]
     resize: Optional[int]
 
-    def __call__(self, img, rng):
+    def __call__(self, img: "np.ndarray", rng: "np.random.Generator | None") -> "np.ndarray":
         """The target for one item; ``rng`` None (preview) takes the centre crop."""
         import numpy as np
 
@@ -135,7 +140,7 @@ class _Crop:
 
 
 def _synth_preview(good: list[Path], failures: int, clean_dir: Path, output: Path, kind_list: list[str],
-                   svals: list[float], crop: _Crop, seed: int, registry, overwrite: bool) -> None:
+                   svals: list[float], crop: _Crop, seed: int, registry: "Registry", overwrite: bool) -> None:
     """Write the contact sheet of the first readable photo; always ends with typer.Exit."""
     from PIL import Image
 
@@ -163,7 +168,7 @@ def _synth_preview(good: list[Path], failures: int, clean_dir: Path, output: Pat
 
 
 def _synth_pairs(good: list[Path], skipped: int, clean_dir: Path, output: Path, kind_list: list[str], per_image: int,
-                 crop: _Crop, seed: int, registry, overwrite: bool, quiet: bool) -> None:
+                 crop: _Crop, seed: int, registry: "Registry", overwrite: bool, quiet: bool) -> None:
     """Write OUT/input, OUT/target, OUT/params and the manifest; exit 1 if any photo failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -203,8 +208,8 @@ def _synth_pairs(good: list[Path], skipped: int, clean_dir: Path, output: Path, 
         raise typer.Exit(1)
 
 
-def _synth_item(clean, path: Path, clean_dir: Path, kind: str, j: int, index: int, seed: int, crop: _Crop,
-                registry, dirs: dict[str, Path]) -> list[Path]:
+def _synth_item(clean: "np.ndarray", path: Path, clean_dir: Path, kind: str, j: int, index: int, seed: int, crop: _Crop,
+                registry: "Registry", dirs: dict[str, Path]) -> list[Path]:
     """Degrade one crop of ``clean``; write input, target and params; return the three paths."""
     import numpy as np
 
@@ -224,7 +229,7 @@ def _synth_item(clean, path: Path, clean_dir: Path, kind: str, j: int, index: in
     return [dirs[d] / f"{name}{'.json' if d == 'params' else '.png'}" for d in dirs]
 
 
-def _resize_short(img, short: int):
+def _resize_short(img: "np.ndarray", short: int) -> "np.ndarray":
     """Resize a float HxWx3 image so its shorter side is `short` (Lanczos via Pillow)."""
     import numpy as np
     from PIL import Image

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:  # imported lazily by the commands so that --help stays fast
+    from ..evaluate import Item, Method
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -21,7 +24,7 @@ def _log(msg: str) -> None:
     err.print(msg, soft_wrap=True, markup=False, style="yellow")
 
 
-def _load_methods(specs: list[str], device: str, tile: int | str):
+def _load_methods(specs: list[str], device: str, tile: int | str) -> "list[Method]":
     from ..evaluate import load_method
     from ..modelfile import ModelError
 
@@ -39,7 +42,7 @@ def _load_methods(specs: list[str], device: str, tile: int | str):
     return methods
 
 
-def _items(kind: str, root: Path, layout: str, limit: Optional[int]):
+def _items(kind: str, root: Path, layout: str, limit: Optional[int]) -> "list[Item]":
     from ..evaluate import paired_items, real_items
 
     if not root.is_dir():
@@ -54,7 +57,8 @@ def _items(kind: str, root: Path, layout: str, limit: Optional[int]):
     return items[:limit] if limit else items
 
 
-def _run(methods, sets, out_dir: Path, crop_border: int, html: bool, grid_rows: int, extra=None) -> int:
+def _run(methods: "list[Method]", sets: "list[tuple[str, Path, list[Item]]]", out_dir: Path, crop_border: int, html: bool,
+         grid_rows: int, extra: dict[str, Any] | None = None) -> int:
     from ..evaluate import PAIRED_METRICS, REAL_METRICS, evaluate_set, markdown_table
 
     failed = 0
