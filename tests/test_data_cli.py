@@ -130,3 +130,23 @@ def test_data_manifest_and_verify(cli, tmp_path: Path) -> None:
     (clean / "p0.png").write_bytes((clean / "p1.png").read_bytes())
     r = cli("data", "verify", clean / "manifest.json")
     assert r.exit_code == 1 and "p0.png" in r.output and "changed" in r.output
+
+
+def test_help_shows_readable_metavars(cli) -> None:
+    for args, name in ((("synth",), "CLEAN_DIR"), (("data", "check"), "ROOT"), (("data", "manifest"), "ROOT"),
+                       (("data", "verify"), "MANIFEST")):
+        text = cli(*args, "--help").output
+        assert name in text, text
+        assert "{clean_dir}" not in text and "{root}" not in text and "{manifest_path}" not in text
+        assert "<list" not in text
+
+
+def test_manifest_and_synth_with_relative_paths(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _clean(tmp_path, 1)
+    monkeypatch.chdir(tmp_path)
+    r = cli("data", "manifest", "clean")
+    assert r.exit_code == 0, r.output
+    assert [f["path"] for f in json.loads((tmp_path / "clean" / "manifest.json").read_text())["files"]] == ["p0.png"]
+    r = cli("synth", "clean", "-o", "out", "--kinds", "haze", "-q")
+    assert r.exit_code == 0, r.output
+    assert cli("data", "verify", "out/manifest.json").exit_code == 0

@@ -163,6 +163,41 @@ def test_size_mismatch_and_unreadable_reported_by_check(tmp_path: Path) -> None:
     assert [p.name for p, _ in rep.missing] == ["d.png"]
 
 
+def test_datasets_decode_like_restore(tmp_path: Path) -> None:
+    """One decoder: a float32 TIFF, a 16-bit PNG and an EXIF-rotated JPEG give datasets the
+    pixels restore reads (grey expanded to RGB), and one extension set lists GIF and PPM."""
+    import tifffile
+
+    from uniremoval import image_io
+
+    rng = np.random.default_rng(0)
+    tifffile.imwrite(tmp_path / "f.tif", rng.random((6, 8, 3), dtype=np.float32), photometric="rgb")
+    tifffile.imwrite(tmp_path / "g.tif", rng.random((6, 8), dtype=np.float32))
+    im = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8))
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "r.jpg", exif=exif.tobytes())
+    im.save(tmp_path / "p.ppm")
+    im.save(tmp_path / "a.gif")
+    from uniremoval.data.io import image_size, list_images
+
+    assert [p.name for p in list_images(tmp_path)] == ["a.gif", "f.tif", "g.tif", "p.ppm", "r.jpg"]
+    for p in list_images(tmp_path):
+        ref = image_io.read_image(p).pixels
+        got = read_image(p)
+        assert got.shape == ref.shape[:2] + (3,) and np.array_equal(got, np.broadcast_to(ref, got.shape))
+        assert image_size(p) == ref.shape[:2]
+
+
+def test_check_reports_link_loops_instead_of_raising(tmp_path: Path) -> None:
+    png(tmp_path / "ok.png")
+    (tmp_path / "a.png").symlink_to("b.png")
+    (tmp_path / "b.png").symlink_to("a.png")
+    rep = check_dataset(tmp_path)
+    assert rep.layout == "clean" and rep.images == 1
+    assert [(p.name, r) for p, r in rep.unreadable] == [("a.png", "symbolic link loop"), ("b.png", "symbolic link loop")]
+
+
 # ---------------------------------------------------------------- synthetic pairs
 
 

@@ -129,3 +129,26 @@ def test_summarize_counts_failures() -> None:
 def test_load_method_baselines() -> None:
     m = load_method("dcp")
     assert m.info["type"] == "baseline" and m.info["params"]["patch"] == 15 and m.info["params"]["omega"] == 0.95
+
+
+@pytest.mark.parametrize("tile", ["0", "none", "64", "auto"])
+def test_eval_tile_words_match_restore(sets: tuple[Path, Path], tmp_path: Path, identity_model: Path, tile: str) -> None:
+    """--tile takes restore's values (auto, 0 = never, a size); "none" still works silently."""
+    _, real = sets
+    r = runner.invoke(app, ["eval", "--model", str(identity_model), "--real", str(real), "-o", str(tmp_path), "--tile", tile])
+    assert r.exit_code == 0, r.output
+    assert "--tile" not in r.output  # no warning, not even for "none"
+    s = json.loads((tmp_path / "real_summary.json").read_text())
+    assert s["means"][identity_model.stem]["all"]["n"] == 2
+    r = runner.invoke(app, ["eval", "--model", "identity", "--real", str(real), "-o", str(tmp_path), "--tile", "-5"])
+    assert r.exit_code == 2 and "use auto, 0 or a size in pixels" in r.output
+
+
+def test_eval_and_bench_help_use_restore_words_and_readable_metavars() -> None:
+    import re
+
+    for cmd in ("eval", "bench"):
+        text = re.sub(r"[\s│]+", " ", runner.invoke(app, [cmd, "--help"], terminal_width=200).output)
+        assert "auto (tile large images), 0 (never), or a tile size in pixels." in text
+        assert "<list" not in text and "none or pixels" not in text
+    assert "LABEL=MODEL" in runner.invoke(app, ["bench", "--help"], terminal_width=200).output

@@ -201,7 +201,7 @@ def test_decode_from_memory() -> None:
 
 
 def test_16bit_png_orientation(tmp_path: Path) -> None:
-    from uniremoval.image_io import _png_chunk
+    from uniremoval.image_io.encode import _png_chunk
 
     arr = (np.arange(4 * 6 * 3) * 100).astype(np.uint16).reshape(4, 6, 3)
     buf = io.BytesIO()
@@ -215,3 +215,105 @@ def test_16bit_png_orientation(tmp_path: Path) -> None:
     img = read_image(p)
     assert img.bit_depth == 16
     assert np.array_equal(np.round(img.pixels * 65535).astype(np.uint16), np.rot90(arr, -1))
+
+
+# -- floating-point TIFF, EXIF notes, the folder scanner (issue 5/5 and 4/5) ---------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+def test_float_tiff_rgb_is_read_not_called_corrupt(tmp_path: Path, dtype: type) -> None:
+    px = _gradient()
+    path = tmp_path / "f.tif"
+    tifffile.imwrite(path, px.astype(dtype), photometric="rgb")
+    img = read_image(path)
+    assert img.pixels.shape == px.shape and img.bit_depth == 16 and img.notes == []
+    assert np.abs(img.pixels - px).max() <= (1e-3 if dtype == np.float16 else 1e-6)
+
+
+def test_float_tiff_gray_alpha_and_planar(tmp_path: Path) -> None:
+    px = _gradient()
+    grey = tmp_path / "g.tif"
+    tifffile.imwrite(grey, px[..., 0])  # Pillow reads this as mode F and scaled it by 1/255
+    assert np.abs(read_image(grey).pixels[..., 0] - px[..., 0]).max() <= 1e-6
+    rgba = np.concatenate([px, px[..., :1]], axis=2)
+    path = tmp_path / "rgba.tif"
+    tifffile.imwrite(path, np.moveaxis(rgba, -1, 0), photometric="rgb", planarconfig="separate", extrasamples=["unassalpha"])
+    img = read_image(path)
+    assert img.pixels.shape == px.shape and np.abs(img.pixels - px).max() <= 1e-6
+    assert img.alpha is not None and img.alpha.dtype == np.uint16
+    assert np.abs(img.alpha / 65535.0 - px[..., 0]).max() <= 1e-4
+    out = tmp_path / "out.png"
+    write_image(img, out)
+    assert np.abs(read_image(out).pixels - px).max() <= 0.5 / 65535 + 1e-6  # 16-bit output
+
+
+def test_float_tiff_other_ranges(tmp_path: Path) -> None:
+    px = _gradient()
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, np.round(px * 255).astype(np.float32), photometric="rgb")
+    img = read_image(whole)
+    assert np.abs(img.pixels - np.round(px * 255) / 255).max() <= 1e-6
+    assert "whole numbers" in img.notes[0]
+    hdr = tmp_path / "hdr.tif"
+    bright = px * 3 - 0.5
+    bright[0, 0, 0] = np.nan
+    tifffile.imwrite(hdr, bright.astype(np.float32), photometric="rgb")
+    img = read_image(hdr)
+    assert img.pixels.min() == 0.0 and img.pixels.max() == 1.0 and img.pixels[0, 0, 0] == 0.0
+    assert any("NaN" in n for n in img.notes) and any("clipped to [0, 1]" in n for n in img.notes)
+
+
+def test_float_tiff_unsupported_layout_says_what(tmp_path: Path) -> None:
+    path = tmp_path / "five.tif"
+    tifffile.imwrite(path, np.zeros((4, 5, 5), np.float32), photometric="minisblack", planarconfig="contig")
+    with pytest.raises(ImageReadError, match="floating-point TIFF with 5 samples per pixel .* not supported"):
+        read_image(path)
+
+
+def test_16bit_tiff_without_exif_gives_no_exif_note(tmp_path: Path) -> None:
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, (_gradient() * 65535).astype(np.uint16), photometric="rgb")
+    img = read_image(src)
+    assert img.exif is None  # the TIFF's own layout tags are not EXIF
+    assert write_image(img, tmp_path / "out.tif") == []
+    tagged = PILImage.Exif()
+    tagged[0x010F] = "TestCam"
+    with_exif = Image(img.pixels, bit_depth=16, exif=tagged.tobytes())
+    assert write_image(with_exif, tmp_path / "out2.tif") == ["EXIF not written to 16-bit TIFF"]
+
+
+def test_tiff_camera_exif_survives_to_jpeg(tmp_path: Path) -> None:
+    im = PILImage.fromarray((_gradient() * 255).astype(np.uint8))
+    exif = im.getexif()
+    exif[0x010F] = "TestCam"
+    src = tmp_path / "cam.tif"
+    im.save(src, exif=exif)
+    out = tmp_path / "cam.jpg"
+    write_image(read_image(src), out)
+    ex = PILImage.open(out).getexif()
+    assert ex.get(0x010F) == "TestCam" and 256 not in ex and 273 not in ex  # no stale strip offsets
+
+
+def test_scan_images_sorted_recursive_hidden_and_links(tmp_path: Path) -> None:
+    from uniremoval.image_io import scan_images
+
+    root = tmp_path / "photos"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    for rel in ("b.jpg", "a.PNG", "note.txt", ".secret.png", "sub/c.tif", "sub/deeper/d.ppm", ".hidden/e.png", "f.gif"):
+        (root / rel).write_bytes(b"x")
+    (root / "a.jpg").symlink_to("b.jpg")
+    (root / "loop1.jpg").symlink_to("loop2.jpg")
+    (root / "loop2.jpg").symlink_to("loop1.jpg")  # a -> b -> a: must not raise
+    (root / "gone.png").symlink_to("nowhere.png")
+    (root / "sub" / "up").symlink_to("..")  # a folder loop
+    found, skipped = scan_images(root, recursive=False)
+    assert [p.relative_to(root).as_posix() for p in found] == ["a.PNG", "a.jpg", "b.jpg", "f.gif"]
+    assert [(p.name, r) for p, r in skipped] == [
+        ("gone.png", "broken symbolic link"), ("loop1.jpg", "symbolic link loop"), ("loop2.jpg", "symbolic link loop")]
+    found, skipped = scan_images(root, recursive=True)
+    assert [p.relative_to(root).as_posix() for p in found] == [
+        "a.PNG", "a.jpg", "b.jpg", "f.gif", "sub/c.tif", "sub/deeper/d.ppm"]
+    assert (root / "sub" / "up", "symbolic link to a folder already searched (loop or duplicate)") in skipped
+    assert scan_images(root / "b.jpg", True) == ([], [(root / "b.jpg", "not a folder")])
+    assert scan_images(root / "loop1.jpg", True) == ([], [(root / "loop1.jpg", "symbolic link loop")])

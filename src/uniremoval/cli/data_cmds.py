@@ -7,11 +7,17 @@ so `uniremoval --help` stays fast.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:  # the commands import these lazily so that --help stays fast
+    import numpy as np
+
+    from ..degrade import Registry
 
 _err = Console(stderr=True, highlight=False)
 _out = Console(highlight=False)
@@ -55,27 +61,22 @@ def _is_within(child: Path, parent: Path) -> bool:
 
 
 def synth(
-    clean_dir: Path = typer.Argument(..., help="Folder of clean photos (searched recursively).", show_default=False),
-    output: Path = typer.Option(..., "-o", "--output", help="Output folder (or a .png file with --preview)."),
-    kinds: str = typer.Option("haze,rain,blur", help="Comma-separated degradation kinds (see --list-kinds)."),
+    clean_dir: Path = typer.Argument(..., metavar="CLEAN_DIR", help="Folder of clean photos (searched recursively).", show_default=False),
+    output: Path = typer.Option(..., "-o", "--output", metavar="OUT", help="Output folder (or a .png file with --preview)."),
+    kinds: str = typer.Option("haze,rain,blur", metavar="KIND,...", help="Comma-separated degradation kinds (see --list-kinds)."),
     seed: int = typer.Option(0, help="Base seed; item i uses seed + i, so outputs are reproducible."),
     per_image: int = typer.Option(1, "--per-image", min=1, help="Degraded versions per photo and kind."),
-    size: Optional[int] = typer.Option(None, min=8, help="Random square crop of this size (padded if smaller)."),
-    resize: Optional[int] = typer.Option(None, min=8, help="Resize so the shorter side is this many pixels first."),
-    config: Optional[Path] = typer.Option(None, help="YAML with kind parameter ranges and compound kinds."),
+    size: Optional[int] = typer.Option(None, min=8, metavar="PIXELS", help="Random square crop of this size (padded if smaller)."),
+    resize: Optional[int] = typer.Option(None, min=8, metavar="PIXELS", help="Resize so the shorter side is this many pixels first."),
+    config: Optional[Path] = typer.Option(None, metavar="YAML", help="YAML with kind parameter ranges and compound kinds."),
     preview: bool = typer.Option(False, "--preview", help="Write a contact sheet PNG instead: rows = kinds, columns = strengths."),
-    strengths: str = typer.Option("0,0.25,0.5,0.75,1", help="Strengths for --preview (each in [0, 1])."),
+    strengths: str = typer.Option("0,0.25,0.5,0.75,1", metavar="S,...", help="Strengths for --preview (each in [0, 1])."),
     overwrite: bool = typer.Option(False, help="Replace existing outputs."),
     list_kinds: bool = typer.Option(False, "--list-kinds", help="List the available kinds and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Make a paired synthetic set: OUT/input, OUT/target and per-image parameter JSON in OUT/params."""
-    from ..degrade import REGISTRY, Registry
-
-    try:
-        registry = Registry.from_config(config) if config else REGISTRY
-    except (OSError, KeyError, ValueError, TypeError) as e:
-        raise _fail(f"{config}: bad kind config: {e}", 2)
+    registry = _registry(config)
     if list_kinds:
         for name in registry.names():
             _out.print(name)
@@ -87,75 +88,103 @@ def synth(
     if not clean_dir.is_dir():
         raise _fail(f"{clean_dir}: not a folder", 2)
 
-    import numpy as np
-
-    from ..data.io import read_image, write_atomic, write_png
-    from ..data.manifest import write_manifest
     from ..data.synthetic import scan_clean
-    from ..data.transforms import pad_to, random_crop_box
 
     good, bad = scan_clean(clean_dir, full=False)
     for path, reason in bad:
         _problem(path, reason)
     if not good:
         raise _fail(f"{clean_dir}: no readable images")
+    crop = _Crop(size, resize)
+    if preview:
+        _synth_preview(good, len(bad), clean_dir, output, kind_list, _parse_floats(strengths, "--strengths"),
+                       crop, seed, registry, overwrite)
+    if _is_within(output, clean_dir):
+        raise _fail(f"{output}: output must not be inside the clean folder {clean_dir} (inputs are never modified)", 2)
+    _synth_pairs(good, len(bad), clean_dir, output, kind_list, per_image, crop, seed, registry, overwrite, quiet)
 
-    def prepare(img: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
-        if resize is not None:
-            img = _resize_short(img, resize)
-        if size is not None:
+
+def _registry(config: Optional[Path]) -> "Registry":
+    from ..degrade import REGISTRY, Registry
+
+    try:
+        return Registry.from_config(config) if config else REGISTRY
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise _fail(f"{config}: bad kind config: {e}", 2)
+
+
+@dataclass(frozen=True)
+class _Crop:
+    """How `synth` cuts a target out of a clean photo: resize the short side, then a square."""
+
+    size: Optional[int]
+    resize: Optional[int]
+
+    def __call__(self, img: "np.ndarray", rng: "np.random.Generator | None") -> "np.ndarray":
+        """The target for one item; ``rng`` None (preview) takes the centre crop."""
+        import numpy as np
+
+        from ..data.transforms import pad_to, random_crop_box
+
+        if self.resize is not None:
+            img = _resize_short(img, self.resize)
+        if self.size is not None:
+            size = self.size
             img = pad_to(img, size, size)
-            if rng is None:  # preview: the centre
+            if rng is None:
                 y, x = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
             else:
                 y, x = random_crop_box(rng, img.shape[0], img.shape[1], size)
             img = img[y : y + size, x : x + size]
         return np.ascontiguousarray(img)
 
-    if preview:
-        from PIL import Image
 
-        from ..degrade.preview import contact_sheet
+def _synth_preview(good: list[Path], failures: int, clean_dir: Path, output: Path, kind_list: list[str],
+                   svals: list[float], crop: _Crop, seed: int, registry: "Registry", overwrite: bool) -> None:
+    """Write the contact sheet of the first readable photo; always ends with typer.Exit."""
+    from PIL import Image
 
-        svals = _parse_floats(strengths, "--strengths")
-        target = output if output.suffix.lower() == ".png" else output / "preview.png"
-        if target.exists() and not overwrite:
-            raise _fail(f"{target}: exists; use --overwrite to replace it", 2)
-        failures = len(bad)
-        for path in good:
-            try:
-                img = read_image(path)
-                break
-            except Exception as e:  # unreadable despite a good header: try the next one
-                _problem(path, str(e).split(": ", 1)[-1])
-                failures += 1
-        else:
-            raise _fail(f"{clean_dir}: no readable images")
-        if size is None and resize is None:
-            img = _resize_short(img, 192)
-        sheet = contact_sheet(prepare(img, None), kind_list, svals, seed=seed, registry=registry)
-        write_atomic(target, lambda f: Image.fromarray(sheet).save(f, format="PNG"))
-        _out.print(f"wrote {target} ({len(kind_list)} kinds x {len(svals)} strengths, from {path.name})")
-        raise typer.Exit(1 if failures else 0)
+    from ..data.io import read_image, write_atomic
+    from ..degrade.preview import contact_sheet
 
-    if _is_within(output, clean_dir):
-        raise _fail(f"{output}: output must not be inside the clean folder {clean_dir} (inputs are never modified)", 2)
+    target = output if output.suffix.lower() == ".png" else output / "preview.png"
+    if target.exists() and not overwrite:
+        raise _fail(f"{target}: exists; use --overwrite to replace it", 2)
+    for path in good:
+        try:
+            img = read_image(path)
+            break
+        except Exception as e:  # unreadable despite a good header: try the next one
+            _problem(path, str(e).split(": ", 1)[-1])
+            failures += 1
+    else:
+        raise _fail(f"{clean_dir}: no readable images")
+    if crop.size is None and crop.resize is None:
+        img = _resize_short(img, 192)
+    sheet = contact_sheet(crop(img, None), kind_list, svals, seed=seed, registry=registry)
+    write_atomic(target, lambda f: Image.fromarray(sheet).save(f, format="PNG"))
+    _out.print(f"wrote {target} ({len(kind_list)} kinds x {len(svals)} strengths, from {path.name})")
+    raise typer.Exit(1 if failures else 0)
+
+
+def _synth_pairs(good: list[Path], skipped: int, clean_dir: Path, output: Path, kind_list: list[str], per_image: int,
+                 crop: _Crop, seed: int, registry: "Registry", overwrite: bool, quiet: bool) -> None:
+    """Write OUT/input, OUT/target, OUT/params and the manifest; exit 1 if any photo failed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..data.io import read_image
+    from ..data.manifest import write_manifest
+
     dirs = {d: output / d for d in ("input", "target", "params")}
     existing = [p for d in dirs.values() if d.is_dir() for p in d.iterdir()]
     if existing and not overwrite:
         raise _fail(f"{output}: already holds {len(existing)} files; use --overwrite to replace them", 2)
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    n_items = len(good) * len(kind_list) * per_image
-    failures = len(bad)
-    written: list[Path] = []
-    with Progress(
-        TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=_err, disable=quiet, transient=True,
-    ) as bar:
+    per_photo = len(kind_list) * per_image
+    n_items, failures, written = len(good) * per_photo, skipped, []
+    with Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=_err, disable=quiet, transient=True) as bar:
         task = bar.add_task("synth", total=n_items)
         for i, path in enumerate(good):
             try:
@@ -163,33 +192,44 @@ def synth(
             except Exception as e:
                 _problem(path, str(e).split(": ", 1)[-1])
                 failures += 1
-                bar.advance(task, len(kind_list) * per_image)
+                bar.advance(task, per_photo)
                 continue
             for ki, kind in enumerate(kind_list):
                 for j in range(per_image):
-                    index = (i * len(kind_list) + ki) * per_image + j
-                    item_seed = seed + index
-                    rng = np.random.default_rng(item_seed)
-                    target_img = prepare(clean, rng)
-                    degraded, record = registry.synthesize(target_img, kind, rng)
-                    record.update(seed=item_seed, index=index, source=path.relative_to(clean_dir).as_posix(),
-                                  resize=resize, size=[int(target_img.shape[0]), int(target_img.shape[1])])
-                    name = f"{path.stem}_{kind.replace('+', '-')}_{j}"
-                    write_png(dirs["input"] / f"{name}.png", degraded)
-                    write_png(dirs["target"] / f"{name}.png", target_img)
-                    text = json.dumps(record, indent=1).encode()
-                    write_atomic(dirs["params"] / f"{name}.json", lambda f, t=text: f.write(t))
-                    written += [dirs[d] / f"{name}{'.json' if d == 'params' else '.png'}" for d in dirs]
+                    written += _synth_item(clean, path, clean_dir, kind, j, (i * len(kind_list) + ki) * per_image + j,
+                                           seed, crop, registry, dirs)
                     bar.advance(task)
-    write_manifest(output, written)
-    _out.print(f"wrote {n_items - (failures - len(bad)) * len(kind_list) * per_image} pairs to {output} "
+    # build_manifest takes paths absolute or relative to the root, not to the working folder
+    write_manifest(output, [p.absolute() for p in written])
+    _out.print(f"wrote {n_items - (failures - skipped) * per_photo} pairs to {output} "
                f"({len(good)} photos x {len(kind_list)} kinds x {per_image}); manifest: {output / 'manifest.json'}")
     if failures:
         _err.print(f"{failures} file(s) skipped")
         raise typer.Exit(1)
 
 
-def _resize_short(img, short: int):
+def _synth_item(clean: "np.ndarray", path: Path, clean_dir: Path, kind: str, j: int, index: int, seed: int, crop: _Crop,
+                registry: "Registry", dirs: dict[str, Path]) -> list[Path]:
+    """Degrade one crop of ``clean``; write input, target and params; return the three paths."""
+    import numpy as np
+
+    from ..data.io import write_atomic, write_png
+
+    item_seed = seed + index
+    rng = np.random.default_rng(item_seed)
+    target_img = crop(clean, rng)
+    degraded, record = registry.synthesize(target_img, kind, rng)
+    record.update(seed=item_seed, index=index, source=path.relative_to(clean_dir).as_posix(),
+                  resize=crop.resize, size=[int(target_img.shape[0]), int(target_img.shape[1])])
+    name = f"{path.stem}_{kind.replace('+', '-')}_{j}"
+    write_png(dirs["input"] / f"{name}.png", degraded)
+    write_png(dirs["target"] / f"{name}.png", target_img)
+    text = json.dumps(record, indent=1).encode()
+    write_atomic(dirs["params"] / f"{name}.json", lambda f: f.write(text))
+    return [dirs[d] / f"{name}{'.json' if d == 'params' else '.png'}" for d in dirs]
+
+
+def _resize_short(img: "np.ndarray", short: int) -> "np.ndarray":
     """Resize a float HxWx3 image so its shorter side is `short` (Lanczos via Pillow)."""
     import numpy as np
     from PIL import Image
@@ -204,8 +244,8 @@ def _resize_short(img, short: int):
 
 @data_app.command("check")
 def check(
-    root: Path = typer.Argument(..., help="Dataset folder (a public layout, input/ + target/, or plain images).", show_default=False),
-    layout: str = typer.Option("auto", help="auto | reside | rain100 | rain13k | gopro | realblur | spa | input_target"),
+    root: Path = typer.Argument(..., metavar="ROOT", help="Dataset folder (a public layout, input/ + target/, or plain images).", show_default=False),
+    layout: str = typer.Option("auto", metavar="LAYOUT", help="auto | reside | rain100 | rain13k | gopro | realblur | spa | input_target"),
     quick: bool = typer.Option(False, help="Read headers only (faster; misses truncated files)."),
 ) -> None:
     """Report missing pairs, size mismatches and unreadable files; exit 1 if any."""
@@ -239,8 +279,8 @@ def check(
 
 @data_app.command("manifest")
 def manifest(
-    root: Path = typer.Argument(..., help="Folder whose image files (recursively) are listed.", show_default=False),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Manifest path (default ROOT/manifest.json)."),
+    root: Path = typer.Argument(..., metavar="ROOT", help="Folder whose image files (recursively) are listed.", show_default=False),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FILE", help="Manifest path (default ROOT/manifest.json)."),
 ) -> None:
     """Write a manifest (relative path, size, sha256) of every image under ROOT."""
     from ..data.io import list_images
@@ -251,14 +291,14 @@ def manifest(
     files = list_images(root)
     if not files:
         raise _fail(f"{root}: no images")
-    out = write_manifest(root, files, output)
+    out = write_manifest(root, [f.absolute() for f in files], output)
     _out.print(f"wrote {out} ({len(files)} files)")
 
 
 @data_app.command("verify")
 def verify(
-    manifest_path: Path = typer.Argument(..., help="A manifest.json written by `data manifest` or `synth`.", show_default=False),
-    root: Optional[Path] = typer.Option(None, help="Dataset root (default: the manifest's folder)."),
+    manifest_path: Path = typer.Argument(..., metavar="MANIFEST", help="A manifest.json written by `data manifest` or `synth`.", show_default=False),
+    root: Optional[Path] = typer.Option(None, metavar="ROOT", help="Dataset root (default: the manifest's folder)."),
 ) -> None:
     """Check files against a manifest: report missing and changed files; exit 1 if any."""
     from ..data.manifest import verify_manifest

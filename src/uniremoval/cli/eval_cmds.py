@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:  # imported lazily by the commands so that --help stays fast
+    from ..evaluate import Item, Method
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -21,14 +24,14 @@ def _log(msg: str) -> None:
     err.print(msg, soft_wrap=True, markup=False, style="yellow")
 
 
-def _load_methods(specs: list[str], device: str, tile: str):
+def _load_methods(specs: list[str], device: str, tile: int | str) -> "list[Method]":
     from ..evaluate import load_method
     from ..modelfile import ModelError
 
     methods = []
     for spec in specs:
         try:
-            methods.append(load_method(spec, device=device, tile=None if tile == "none" else tile))
+            methods.append(load_method(spec, device=device, tile=tile))
         except (ModelError, KeyError, FileNotFoundError, ValueError) as e:
             raise _fail(f"--model {spec}: {str(e).strip(chr(39))}", 2)
     seen: set[str] = set()
@@ -39,7 +42,7 @@ def _load_methods(specs: list[str], device: str, tile: str):
     return methods
 
 
-def _items(kind: str, root: Path, layout: str, limit: Optional[int]):
+def _items(kind: str, root: Path, layout: str, limit: Optional[int]) -> "list[Item]":
     from ..evaluate import paired_items, real_items
 
     if not root.is_dir():
@@ -54,7 +57,8 @@ def _items(kind: str, root: Path, layout: str, limit: Optional[int]):
     return items[:limit] if limit else items
 
 
-def _run(methods, sets, out_dir: Path, crop_border: int, html: bool, grid_rows: int, extra=None) -> int:
+def _run(methods: "list[Method]", sets: "list[tuple[str, Path, list[Item]]]", out_dir: Path, crop_border: int, html: bool,
+         grid_rows: int, extra: dict[str, Any] | None = None) -> int:
     from ..evaluate import PAIRED_METRICS, REAL_METRICS, evaluate_set, markdown_table
 
     failed = 0
@@ -68,69 +72,92 @@ def _run(methods, sets, out_dir: Path, crop_border: int, html: bool, grid_rows: 
     return failed
 
 
+TILE_HELP = "auto (tile large images), 0 (never), or a tile size in pixels."
+
+
+def parse_tile(tile: str) -> int | str:
+    """``--tile`` as restore reads it: "auto", 0 (never tile) or a size in pixels. "none"
+    is still taken as 0, silently, for scripts written when eval's help said so."""
+    if tile == "auto":
+        return "auto"
+    if tile.strip().lower() == "none":
+        return 0
+    try:
+        value = int(tile)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise _fail(f"--tile {tile!r}: use auto, 0 or a size in pixels", 2)
+    return value
+
+
+def eval_(
+    model: List[str] = typer.Option(..., "--model", "-m", metavar="MODEL", help="Model name/path, or a baseline: identity, dcp. Repeat to compare."),
+    paired: Optional[Path] = typer.Option(None, "--paired", metavar="DIR", help="Folder of input/target pairs (any layout 'data check' knows, or 'synth' output)."),
+    real: Optional[Path] = typer.Option(None, "--real", metavar="DIR", help="Folder of real photos (kind from hazy/, rain/, blur/ subfolders)."),
+    out_dir: Path = typer.Option(Path("eval_out"), "--out", "-o", metavar="DIR", help="Folder for the CSV/JSON/Markdown/PNG/HTML reports."),
+    html: bool = typer.Option(False, "--html", help="Also write a self-contained HTML report with before/after sliders."),
+    crop_border: int = typer.Option(0, "--crop-border", min=0, metavar="PIXELS", help="Pixels removed on each side before PSNR/SSIM."),
+    layout: str = typer.Option("auto", "--layout", metavar="LAYOUT", help="Layout of --paired (see 'uniremoval data check --help')."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N", help="Evaluate only the first N images of each set."),
+    grid_rows: int = typer.Option(4, "--grid-rows", min=1, metavar="N", help="Images in the comparison grid."),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N, mps."),
+    tile: str = typer.Option("auto", "--tile", metavar="TILE", help=TILE_HELP),
+) -> None:
+    """Score models and baselines: per-image CSV, summary JSON + Markdown, grid PNG, optional HTML."""
+    if paired is None and real is None:
+        raise _fail("give --paired DIR and/or --real DIR", 2)
+    tile_arg = parse_tile(tile)
+    sets = []
+    if paired is not None:
+        sets.append(("paired", paired, _items("paired", paired, layout, limit)))
+    if real is not None:
+        sets.append(("real", real, _items("real", real, layout, limit)))
+    methods = _load_methods(model, device, tile_arg)
+    failed = _run(methods, sets, out_dir, crop_border, html, grid_rows)
+    if failed:
+        err.print(f"{failed} image/method row(s) failed; see the CSV", markup=False)
+        raise typer.Exit(1)
+
+
+def bench(
+    paired: Path = typer.Option(..., "--paired", metavar="DIR", help="Synthetic paired set (e.g. 'uniremoval synth' output)."),
+    real: Path = typer.Option(..., "--real", metavar="DIR", help="Real photos with hazy/, rain/, blur/ subfolders."),
+    row: List[str] = typer.Option([], "--row", metavar="LABEL=MODEL", help="Ablation row LABEL=MODEL, or LABEL=kind:MODEL,kind:MODEL for per-kind teachers. Repeatable, in table order."),
+    out_dir: Path = typer.Option(Path("bench_out"), "--out", "-o", metavar="DIR", help="Folder for the reports."),
+    html: bool = typer.Option(False, "--html", help="Also write the HTML reports."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N", help="Evaluate only the first N images of each set."),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N, mps."),
+    tile: str = typer.Option("auto", "--tile", metavar="TILE", help=TILE_HELP),
+) -> None:
+    """The ablation table of docs/method.md: input (identity) and dcp, then the --row models,
+    on one synthetic and one real set; checksums, versions and seed in every report."""
+    from ..evaluate import per_kind_method
+
+    tile_arg = parse_tile(tile)
+    methods = _load_methods(["identity", "dcp"], device, tile_arg)
+    methods[0].name = "input"
+    for spec in row:
+        label, sep, value = spec.partition("=")
+        if not sep or not label or not value:
+            raise _fail(f"--row {spec}: expected LABEL=MODEL or LABEL=kind:MODEL,...", 2)
+        if ":" in value.split(",")[0] and not Path(value).exists():
+            parts = dict(p.split(":", 1) for p in value.split(","))
+            sub = dict(zip(parts, _load_methods(list(parts.values()), device, tile_arg)))
+            methods.append(per_kind_method(label, sub))
+        else:
+            m = _load_methods([value], device, tile_arg)[0]
+            m.name = label
+            methods.append(m)
+    sets = [("paired", paired, _items("paired", paired, "auto", limit)), ("real", real, _items("real", real, "auto", limit))]
+    rows = [m.name for m in methods]
+    failed = _run(methods, sets, out_dir, 0, html, 4, extra={"ablation_rows": rows})
+    if failed:
+        err.print(f"{failed} image/method row(s) failed; see the CSVs", markup=False)
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``eval`` and ``bench`` to the CLI."""
-
-    @app.command("eval")
-    def eval_(
-        model: List[str] = typer.Option(..., "--model", "-m", help="Model name/path, or a baseline: identity, dcp. Repeat to compare."),
-        paired: Optional[Path] = typer.Option(None, "--paired", help="Folder of input/target pairs (any layout 'data check' knows, or 'synth' output)."),
-        real: Optional[Path] = typer.Option(None, "--real", help="Folder of real photos (kind from hazy/, rain/, blur/ subfolders)."),
-        out_dir: Path = typer.Option(Path("eval_out"), "--out", "-o", help="Folder for the CSV/JSON/Markdown/PNG/HTML reports."),
-        html: bool = typer.Option(False, "--html", help="Also write a self-contained HTML report with before/after sliders."),
-        crop_border: int = typer.Option(0, "--crop-border", min=0, help="Pixels removed on each side before PSNR/SSIM."),
-        layout: str = typer.Option("auto", "--layout", help="Layout of --paired (see 'uniremoval data check --help')."),
-        limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate only the first N images of each set."),
-        grid_rows: int = typer.Option(4, "--grid-rows", min=1, help="Images in the comparison grid."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N, mps."),
-        tile: str = typer.Option("auto", "--tile", help="Tile size for large images: auto, none or pixels."),
-    ) -> None:
-        """Score models and baselines: per-image CSV, summary JSON + Markdown, grid PNG, optional HTML."""
-        if paired is None and real is None:
-            raise _fail("give --paired DIR and/or --real DIR", 2)
-        sets = []
-        if paired is not None:
-            sets.append(("paired", paired, _items("paired", paired, layout, limit)))
-        if real is not None:
-            sets.append(("real", real, _items("real", real, layout, limit)))
-        methods = _load_methods(model, device, tile)
-        failed = _run(methods, sets, out_dir, crop_border, html, grid_rows)
-        if failed:
-            err.print(f"{failed} image/method row(s) failed; see the CSV", markup=False)
-            raise typer.Exit(1)
-
-    @app.command("bench")
-    def bench(
-        paired: Path = typer.Option(..., "--paired", help="Synthetic paired set (e.g. 'uniremoval synth' output)."),
-        real: Path = typer.Option(..., "--real", help="Real photos with hazy/, rain/, blur/ subfolders."),
-        row: List[str] = typer.Option([], "--row", help="Ablation row LABEL=MODEL, or LABEL=kind:MODEL,kind:MODEL for per-kind teachers. Repeatable, in table order."),
-        out_dir: Path = typer.Option(Path("bench_out"), "--out", "-o"),
-        html: bool = typer.Option(False, "--html"),
-        limit: Optional[int] = typer.Option(None, "--limit", min=1),
-        device: str = typer.Option("auto", "--device"),
-        tile: str = typer.Option("auto", "--tile"),
-    ) -> None:
-        """The ablation table of docs/method.md: input (identity) and dcp, then the --row models,
-        on one synthetic and one real set; checksums, versions and seed in every report."""
-        from ..evaluate import per_kind_method
-
-        methods = _load_methods(["identity", "dcp"], device, tile)
-        methods[0].name = "input"
-        for spec in row:
-            label, sep, value = spec.partition("=")
-            if not sep or not label or not value:
-                raise _fail(f"--row {spec}: expected LABEL=MODEL or LABEL=kind:MODEL,...", 2)
-            if ":" in value.split(",")[0] and not Path(value).exists():
-                parts = dict(p.split(":", 1) for p in value.split(","))
-                sub = dict(zip(parts, _load_methods(list(parts.values()), device, tile)))
-                methods.append(per_kind_method(label, sub))
-            else:
-                m = _load_methods([value], device, tile)[0]
-                m.name = label
-                methods.append(m)
-        sets = [("paired", paired, _items("paired", paired, "auto", limit)), ("real", real, _items("real", real, "auto", limit))]
-        rows = [m.name for m in methods]
-        failed = _run(methods, sets, out_dir, 0, html, 4, extra={"ablation_rows": rows})
-        if failed:
-            err.print(f"{failed} image/method row(s) failed; see the CSVs", markup=False)
-            raise typer.Exit(1)
+    app.command("eval")(eval_)
+    app.command("bench")(bench)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import check_image, list_images
+from ..image_io import scan_images
+from .io import check_image
 from .layouts import find_pairs
 from .paired import PairReport, size_mismatches
 
@@ -33,8 +34,9 @@ def check_dataset(root: Path, layout: str = "auto", full: bool = True) -> CheckR
     root = Path(root)
     rep: PairReport = find_pairs(root, layout)
     if not rep.pairs and layout == "auto" and not rep.problems:
-        files = list_images(root)
+        files, skipped = scan_images(root, recursive=True)
         out = CheckReport(root, "clean", images=len(files))
+        out.unreadable += skipped  # link loops, broken links, folders that cannot be listed
         for f in files:
             reason = check_image(f, full)
             if reason:

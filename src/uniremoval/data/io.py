@@ -1,4 +1,5 @@
-"""Small, local image reading for datasets (Pillow; EXIF orientation applied; RGB).
+"""Image files for datasets, on top of :mod:`uniremoval.image_io` (the one decoder and folder
+scanner restore and evaluation use too, so a photo trains and restores as the same pixels).
 
 Library images are float32 numpy HxWx3 in [0, 1]; datasets hand out torch CHW float tensors.
 """
@@ -7,67 +8,61 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import IO, Callable
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
-#: File extensions treated as images (lower case).
-IMAGE_EXTS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"})
+from .. import image_io
+from ..image_io import READABLE_EXTENSIONS, ImageReadError, is_image_name, scan_images
+
+#: File extensions treated as images (lower case): the same set restore reads.
+IMAGE_EXTS: frozenset[str] = READABLE_EXTENSIONS
 
 
-class UnreadableImage(Exception):
+class UnreadableImage(ImageReadError):
     """An image file that cannot be decoded; the message names the file and the reason."""
 
 
 def is_image(path: Path) -> bool:
     """True when `path` has an image extension (the content is not checked)."""
-    return path.suffix.lower() in IMAGE_EXTS
+    return is_image_name(path)
 
 
 def list_images(folder: Path, recursive: bool = True) -> list[Path]:
-    """Image files under `folder`, sorted; hidden files and folders are skipped."""
-    folder = Path(folder)
-    it: Iterable[Path] = folder.rglob("*") if recursive else folder.iterdir()
-    out = [
-        p for p in it
-        if p.is_file() and is_image(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    ]
-    return sorted(out)
+    """Image files under `folder`, sorted; hidden files and folders are skipped, and so are
+    entries that cannot be used (link loops, broken links: see `image_io.scan_images`)."""
+    return scan_images(folder, recursive)[0]
 
 
 def read_image(path: Path | str) -> np.ndarray:
     """Read an image as float32 HxWx3 in [0, 1]; raises `UnreadableImage` with the reason.
 
-    16-bit PNG/TIFF keep their precision; alpha is dropped (composited on nothing: the colour
-    channels are used as they are), grey is expanded to RGB.
+    Decoded by `image_io.read_image` (EXIF orientation applied; 16-bit and floating-point
+    TIFF/PNG keep their precision); alpha is dropped (the colour channels are used as they
+    are), grey is expanded to RGB.
     """
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float32) / 65535.0
-                arr = np.repeat(arr[:, :, None], 3, axis=2)
-            else:
-                arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    except Exception as e:  # Pillow raises many types for corrupt files; report them all alike
-        raise UnreadableImage(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
+        arr = image_io.read_image(path).pixels
+    except ImageReadError as e:
+        reason = str(e).removeprefix(f"{path}: ")
+        raise UnreadableImage(f"{path}: cannot read image ({reason})") from e
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise UnreadableImage(f"{path}: empty image")
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
     return np.ascontiguousarray(arr)
 
 
 def image_size(path: Path | str) -> tuple[int, int]:
     """(height, width) after EXIF orientation, from the header only; raises `UnreadableImage`."""
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-            orientation = im.getexif().get(0x0112, 1)
-    except Exception as e:
-        raise UnreadableImage(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
-    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+        return image_io.image_size(path)
+    except ImageReadError as e:
+        reason = str(e).removeprefix(f"{path}: ")
+        raise UnreadableImage(f"{path}: {reason}") from e
 
 
 def check_image(path: Path | str, full: bool = True) -> str | None:
@@ -94,7 +89,7 @@ def write_png(path: Path | str, image: np.ndarray) -> None:
     write_atomic(path, lambda f: Image.fromarray(arr).save(f, format="PNG"))
 
 
-def write_atomic(path: Path, writer, mode: str = "wb") -> None:
+def write_atomic(path: Path, writer: Callable[[IO], object], mode: str = "wb") -> None:
     """Call `writer(fileobj)` on a temp file next to `path`, then rename it over `path`, so a
     crash never leaves a half-written file under the final name."""
     path.parent.mkdir(parents=True, exist_ok=True)

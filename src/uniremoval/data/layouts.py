@@ -28,7 +28,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from .io import is_image, list_images
+from .io import list_images
 from .paired import Pair, PairReport, match_by_name
 
 _SKIP_DIRS = {".git", "__pycache__"}
@@ -98,7 +98,7 @@ def rain100(root: Path) -> PairReport:
     for folder in sorted({p.parent for p in list_images(root) if p.name.lower().startswith("norain-")}):
         if folder.name.lower() in {"norain"}:
             continue
-        files = [p for p in folder.iterdir() if p.is_file() and is_image(p)]
+        files = list_images(folder, recursive=False)
         clean = {re.sub(r"^norain-", "", p.stem, flags=re.I): p for p in files if p.name.lower().startswith("norain-")}
         used = set()
         for p in sorted(files):
@@ -210,7 +210,7 @@ def spa(root: Path) -> PairReport:
     suffix_re = re.compile(r"^(.*?)[-_]?(rain|gt)$", re.I)
     folders = sorted({p.parent for p in list_images(root) if suffix_re.match(p.stem) and p.stem.lower().endswith("gt")})
     for folder in folders:
-        files = [p for p in folder.iterdir() if p.is_file() and is_image(p)]
+        files = list_images(folder, recursive=False)
         gts, rains = {}, {}
         for p in files:
             m = suffix_re.match(p.stem)

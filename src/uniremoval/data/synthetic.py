@@ -8,7 +8,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..degrade import PRIMARY_KINDS, REGISTRY, Registry
-from .io import check_image, list_images, read_image, to_tensor
+from ..image_io import scan_images
+from .io import check_image, read_image, to_tensor
 from .manifest import ManifestMixin
 from .transforms import pad_to, random_crop_box
 
@@ -18,11 +19,15 @@ def scan_clean(
 ) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Split images into (readable, [(unreadable, reason)]); a folder is listed first.
 
-    `full` decodes every image (catches truncated files); otherwise headers only.
+    `full` decodes every image (catches truncated files); otherwise headers only. Folder
+    entries the scanner skipped (link loops, broken links) are listed as unreadable too.
     """
-    files = list_images(Path(paths), recursive) if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-    good: list[Path] = []
     bad: list[tuple[Path, str]] = []
+    if isinstance(paths, (str, Path)):
+        files, bad = scan_images(Path(paths), recursive)
+    else:
+        files = [Path(p) for p in paths]
+    good: list[Path] = []
     for f in files:
         reason = check_image(f, full)
         if reason is None:
