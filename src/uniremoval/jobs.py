@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .image_io import FORMATS, READABLE_EXTENSIONS
+from .image_io import FORMATS, scan_images
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -26,10 +26,6 @@ class Job:
 
 class UsageError(Exception):
     """The command line cannot be turned into jobs at all (exit status 2)."""
-
-
-def _is_image_name(p: Path) -> bool:
-    return p.suffix.lower() in READABLE_EXTENSIONS
 
 
 def link_problem(p: Path) -> str | None:
@@ -59,27 +55,31 @@ def safe_resolve(p: Path) -> Path:
         return Path(os.path.abspath(p))
 
 
-def collect_inputs(inputs: list[str], recursive: bool = False) -> list[tuple[Path, Path | None]]:
-    """Expand files, folders and glob patterns into ``(file, folder it came from or None)``.
+def collect_inputs(inputs: list[str], recursive: bool = False) -> list[tuple[Path, Path | None, str | None]]:
+    """Expand files, folders and glob patterns into ``(file, folder it came from or None,
+    problem or None)``.
 
-    A folder contributes the image files in it (by extension), sorted; a missing path or
-    a glob that matches nothing is kept so that it is reported as a failure.
+    A folder contributes the image files in it (by extension, through the one scanner that
+    datasets use too), sorted; an entry the scanner could not follow (a symbolic link loop, a
+    broken link, a folder it cannot list) comes with its one-line problem, so it is reported
+    and the rest still runs. A missing path or a glob that matches nothing is kept so that it
+    is reported as a failure.
     """
-    found: list[tuple[Path, Path | None]] = []
+    found: list[tuple[Path, Path | None, str | None]] = []
     for raw in inputs:
         p = Path(raw).expanduser()
         if p.is_dir():
-            it = p.rglob("*") if recursive else p.iterdir()
-            files = sorted(f for f in it if _is_image_name(f) and not f.is_dir() and not f.name.startswith("."))
-            found.extend((f, p) for f in files)
+            files, skipped = scan_images(p, recursive)
+            entries = [(f, p, None) for f in files] + [(f, p, why) for f, why in skipped]
+            found.extend(sorted(entries, key=lambda e: e[0]))
         elif p.exists() or p.is_symlink() or not (GLOB_CHARS & set(raw)):
-            found.append((p, None))
+            found.append((p, None, None))
         else:
             matches = sorted(glob.glob(os.path.expanduser(raw), recursive=recursive))
             files = [Path(m) for m in matches if not Path(m).is_dir()]
             if not files:
-                found.append((p, None))  # reported as "no such file"
-            found.extend((f, None) for f in files)
+                found.append((p, None, None))  # reported as "no such file"
+            found.extend((f, None, None) for f in files)
     return found
 
 
@@ -150,8 +150,8 @@ def plan_jobs(
     # its own results (photos/restored/ inside photos/, or NAME_restored.jpg next to NAME.jpg).
     out_root = safe_resolve(Path(out)) if out is not None and not output_is_file(out) else None
     pairs = [
-        (src, base)
-        for src, base in pairs
+        (src, base, problem)
+        for src, base, problem in pairs
         if base is None
         or not (
             (out_root is not None and out_root in safe_resolve(src).parents)
@@ -167,7 +167,7 @@ def plan_jobs(
         raise UsageError(f"-o {out} names a file but there are {len(pairs)} inputs; give a folder instead")
 
     jobs: list[Job] = []
-    for src, base in pairs:
+    for src, base, problem in pairs:
         out_ext = ext or (src.suffix if src.suffix.lower() in FORMATS else ".png")
         if file_out:
             dst = Path(out)  # type: ignore[arg-type]
@@ -176,7 +176,7 @@ def plan_jobs(
         else:
             rel = src.relative_to(base) if base is not None else Path(src.name)
             dst = Path(out) / rel.with_suffix(out_ext)
-        jobs.append(Job(src, dst))
+        jobs.append(Job(src, dst, error=problem))
 
     _refuse(jobs, out, skip_existing, overwrite)
     return jobs
@@ -192,6 +192,8 @@ def _refuse(jobs: list[Job], out: str | None, skip_existing: bool, overwrite: bo
     rename = "use another --suffix or -o" if out is None else "give their folder with -r (outputs keep sub-folders) or rename one"
     seen: dict[Path, Path] = {}
     for job in jobs:
+        if job.error:  # the scanner's verdict (a loop or broken link inside a folder)
+            continue
         problem = link_problem(job.src)
         if problem:
             job.error = problem
