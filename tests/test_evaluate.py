@@ -141,7 +141,7 @@ def test_eval_tile_words_match_restore(sets: tuple[Path, Path], tmp_path: Path, 
     s = json.loads((tmp_path / "real_summary.json").read_text())
     assert s["means"][identity_model.stem]["all"]["n"] == 2
     r = runner.invoke(app, ["eval", "--model", "identity", "--real", str(real), "-o", str(tmp_path), "--tile", "-5"])
-    assert r.exit_code == 2 and "use auto, 0 or a size in pixels" in r.output
+    assert r.exit_code == 2 and "use auto, 0 (never tile) or a size of at least 16 pixels" in r.output and "[bold" not in r.output
 
 
 def test_eval_and_bench_help_use_restore_words_and_readable_metavars() -> None:

@@ -30,9 +30,7 @@ data_app = typer.Typer(
 )
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
-    return typer.Exit(code)
+from ._console import fail as _fail  # noqa: E402
 
 
 def _problem(path: Path | str, reason: str) -> None:

@@ -15,9 +15,7 @@ err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=False)
-    return typer.Exit(code)
+from ._console import fail as _fail  # noqa: E402
 
 
 def _log(msg: str) -> None:
@@ -76,18 +74,15 @@ TILE_HELP = "auto (tile large images), 0 (never), or a tile size in pixels."
 
 
 def parse_tile(tile: str) -> int | str:
-    """``--tile`` as restore reads it: "auto", 0 (never tile) or a size in pixels. "none"
-    is still taken as 0, silently, for scripts written when eval's help said so."""
-    if tile == "auto":
-        return "auto"
-    if tile.strip().lower() == "none":
-        return 0
+    """``--tile`` exactly as restore and serve read it (:func:`uniremoval.options.parse_tile`:
+    "auto", 0 / "none" (never tile) or a size of at least 16 pixels); exit 2 otherwise."""
+    from ..options import parse_tile as parse
+
     try:
-        value = int(tile)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise _fail(f"--tile {tile!r}: use auto, 0 or a size in pixels", 2)
+        value = parse(tile)
+    except ValueError as e:
+        raise _fail(f"--{e}", 2) from None
+    assert value is not None
     return value
 
 

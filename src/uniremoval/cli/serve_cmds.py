@@ -24,11 +24,7 @@ OVERLAP_HELP = (
 TILE_BATCH_HELP = f"Tiles per forward pass (default {per_device(DEFAULT_TILE_BATCH)})."
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    from . import err
-
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    return typer.Exit(code)
+from ._console import fail as _fail  # noqa: E402
 
 
 def build_app(
