@@ -44,10 +44,11 @@ class ModelConfig:
     #: fine-tuning or continued training. Its architecture and arguments must equal ``arch``
     #: and ``args``. Ignored when the run resumes from its own checkpoint (that wins).
     init: str | None = None
-    #: Let ``init`` be a shallower NAFNet (same width, fewer blocks per level): the blocks it
-    #: lacks start as the identity (zero residual scales), so the grown network computes the
-    #: same function as ``init`` at step 0 (checked on load) and training adds capacity to a
-    #: trained model instead of starting from scratch.
+    #: Let ``init`` be a shallower network of a growable architecture (its descriptor's
+    #: ``grow_block``; NAFNet: same width, fewer blocks per level): the blocks it lacks start
+    #: as the identity (NAFNet: zero residual scales), so the grown network computes the
+    #: same function as ``init`` at step 0 (checked on load, :func:`uniremoval.nets.grow`)
+    #: and training adds capacity to a trained model instead of starting from scratch.
     grow: bool = False
 
     def build(self) -> "torch.nn.Module":
