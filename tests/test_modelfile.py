@@ -111,3 +111,68 @@ def test_nafnet_features_and_multiple() -> None:
     assert out.shape == (2, 3, 32, 40)
     assert [f.shape[1] for f in feats] == net.feature_channels == [8, 16, 32, 64]
     assert feats[-1].shape[-2:] == (4, 5)
+
+
+_SAVE_SCRIPT = """
+import sys, time, torch
+from uniremoval import nets, save_model
+torch.manual_seed(3)
+net = nets.build("nafnet", width=8, enc_blocks=[1, 1], middle_blocks=1)
+args = {"middle_blocks": 1, "enc_blocks": [1, 1], "width": 8} if sys.argv[2] == "a" else {"width": 8, "enc_blocks": [1, 1], "middle_blocks": 1}
+save_model(net, sys.argv[1], "nafnet", args, ["haze", "rain"], {"date": time.time(), "run_dir": sys.argv[1], "by": sys.argv[2]})
+"""
+
+
+def _identity_part(json_path: Path) -> str:
+    data = json.loads(json_path.read_text())
+    data.pop("provenance")
+    data.pop("weights")  # the file's own name
+    return json.dumps(data, sort_keys=True)
+
+
+def test_identical_weights_give_identical_bytes_across_processes(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from uniremoval.modelfile import model_digest, sha256_file
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    outs = [tmp_path / "a" / "m.json", tmp_path / "b" / "other.json"]
+    procs = [subprocess.Popen([sys.executable, "-c", _SAVE_SCRIPT, str(p), tag], env=env) for p, tag in zip(outs, "ab")]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    a, b = (read_config(p)[0] for p in outs)
+    assert a.provenance != b.provenance  # different times and paths...
+    assert sha256_file(outs[0].with_suffix(".safetensors")) == sha256_file(outs[1].with_suffix(".safetensors"))
+    assert a.sha256 == b.sha256 and model_digest(a) == model_digest(b)  # ...same model
+    assert _identity_part(outs[0]) == _identity_part(outs[1])
+    # The JSON text is canonical (sorted keys however the caller ordered its dicts), so the
+    # two files differ only in provenance and the weights' file name.
+    for p in outs:
+        text = p.read_text()
+        assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+
+
+def test_safetensors_metadata_is_written_in_sorted_order(tmp_path: Path) -> None:
+    # The safetensors library writes metadata in hash-map order, which changes from one map to
+    # the next even within a process: several saves would differ without the sorted header.
+    net = nets.build("plain", width=4, depth=2)
+    blobs = set()
+    for i in range(6):
+        p = save_model(net, tmp_path / f"m{i}.json", "plain", {"width": 4, "depth": 2})
+        raw = p.with_suffix(".safetensors").read_bytes()
+        blobs.add(raw)
+        assert b'"__metadata__":{"arch":"plain","format":"uniremoval-model/1"}' in raw[:200]
+        assert load_model(p).config.arch == "plain"
+    assert len(blobs) == 1
+
+
+def test_model_digest_covers_the_model_not_its_provenance(tmp_path: Path) -> None:
+    from uniremoval.modelfile import model_digest
+
+    net = nets.build("plain", width=4, depth=2)
+    a = read_config(save_model(net, tmp_path / "a.json", "plain", {"width": 4, "depth": 2}, provenance={"date": "x"}))[0]
+    b = read_config(save_model(net, tmp_path / "b.json", "plain", {"depth": 2, "width": 4}, provenance={"date": "y"}))[0]
+    assert model_digest(a) == model_digest(b)
+    c = read_config(save_model(net, tmp_path / "c.json", "plain", {"width": 4, "depth": 2}, ["haze"]))[0]
+    assert model_digest(c) != model_digest(a)

@@ -5,21 +5,94 @@ The exported graph takes ``image`` (N, 3, H, W) float32 in [0, 1] with dynamic N
 returns ``restored`` of the same shape. The model's identity travels in the ONNX metadata
 (``uniremoval.sha256``, ``uniremoval.size_multiple``, ...), so an .onnx file alone is enough
 for ``restore --backend onnxruntime``.
+
+Exports are byte-reproducible: the same model gives the same .onnx bytes in any process.
+The exporter's per-node and per-graph debugging metadata (Python stack traces, function
+addresses, sets printed in hash order) is stripped, and our metadata is sorted by key.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
 
-from .modelfile import LoadedModel, ModelError, load_model
+from . import nets
+from .modelfile import LoadedModel, ModelError, load_model, model_digest
+
+if TYPE_CHECKING:
+    import onnx
 
 OPSET = 18
+log = logging.getLogger(__name__)
+
+
+class _DropTorchvision(logging.Filter):
+    """Drops the exporter's "torchvision is not installed. Skipping torchvision::nms" lines:
+    it logs four on every export, and no uniremoval network uses torchvision ops."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "torchvision" not in str(record.msg)
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence what the exporter says about internals we do not control, and nothing else."""
+    source = logging.getLogger("torch.onnx._internal.exporter._registration")
+    drop = _DropTorchvision()
+    source.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            # Deprecations inside torch.export / onnxscript, raised on every export.
+            warnings.filterwarnings("ignore", category=FutureWarning, message=r".*LeafSpec")
+            warnings.filterwarnings("ignore", message=r".*torchvision")
+            yield
+    finally:
+        source.removeFilter(drop)
+
+
+def _strip_debug_metadata(graph: "onnx.GraphProto") -> None:
+    """Remove the exporter's debugging metadata from a graph and its subgraphs: stack traces
+    (source paths), ``<function sym_min at 0x7f...>`` addresses and range constraints printed
+    in set order, which differ between processes and would make the bytes differ."""
+    del graph.metadata_props[:]
+    graph.doc_string = ""
+    for v in (*graph.input, *graph.output, *graph.value_info, *graph.initializer):
+        del v.metadata_props[:]
+        v.doc_string = ""
+    for node in graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                _strip_debug_metadata(attr.g)
+            for g in attr.graphs:
+                _strip_debug_metadata(g)
+
+
+def canonical_onnx(proto: "onnx.ModelProto", meta: dict[str, str]) -> "onnx.ModelProto":
+    """``proto`` without the exporter's process-dependent metadata (stack traces, addresses,
+    set orders) and with ``meta`` as its only model metadata, sorted by key."""
+    _strip_debug_metadata(proto.graph)
+    for f in proto.functions:
+        del f.metadata_props[:]
+        f.doc_string = ""
+        for node in f.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+    proto.doc_string = ""
+    del proto.metadata_props[:]
+    for k in sorted(meta):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, meta[k]
+    return proto
 
 
 def export_onnx(
@@ -35,17 +108,16 @@ def export_onnx(
     """
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     net = loaded.net.eval().float()
-    m = int(getattr(net, "size_multiple", 1))
+    m = nets.size_multiple(net)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.rand(1, 3, 4 * m, 6 * m)
+    example = torch.rand(1, 3, 4 * m, 6 * m, generator=torch.Generator().manual_seed(0))
     dim = torch.export.Dim
     h = dim("h", min=1, max=16384 // m)
     w = dim("w", min=1, max=16384 // m)
     dynamic = {"x": {0: dim("batch", min=1, max=256), 2: h * m if m > 1 else h, 3: w * m if m > 1 else w}}
     tmp = out.with_name(f".{out.name}.tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter is chatty about internals we do not control
+    with _quiet_exporter():
         program = torch.onnx.export(
             net, (example,), dynamo=True, dynamic_shapes=dynamic, input_names=["image"],
             output_names=["restored"], opset_version=opset, verbose=False,
@@ -55,7 +127,7 @@ def export_onnx(
     proto = program.model_proto
     meta = {
         "uniremoval.arch": loaded.config.arch,
-        "uniremoval.arch_args": json.dumps(loaded.config.arch_args),
+        "uniremoval.arch_args": json.dumps(loaded.config.arch_args, sort_keys=True),
         "uniremoval.kinds": ",".join(loaded.config.kinds),
         "uniremoval.sha256": loaded.config.sha256,
         "uniremoval.size_multiple": str(m),
@@ -63,11 +135,8 @@ def export_onnx(
     report: dict[str, Any] = {"opset": opset, "size_multiple": m}
     if check:
         report["parity"] = _parity(net, proto.SerializeToString(), m)
-        meta["uniremoval.parity"] = json.dumps(report["parity"])
-    for k, v in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.save(proto, str(tmp))
+        meta["uniremoval.parity"] = json.dumps(report["parity"], sort_keys=True)
+    onnx.save(canonical_onnx(proto, meta), str(tmp))
     os.replace(tmp, out)
     report["path"] = str(out)
     return report
@@ -116,6 +185,8 @@ class OnnxNet:
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = dict(meta)
         self.size_multiple = int(meta.get("uniremoval.size_multiple", "1"))
+        # onnxruntime runs the graph in float32 only; the engine reads this.
+        self.descriptor = nets.NetDescriptor(arch=meta.get("uniremoval.arch", "onnx"), size_multiple=self.size_multiple, precisions=("fp32",))
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
 
@@ -124,10 +195,30 @@ class OnnxNet:
         return torch.from_numpy(y)
 
 
-def cached_onnx(loaded: LoadedModel, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The ONNX export of ``loaded``, made once and kept under the cache folder by checksum."""
+def cached_onnx(
+    loaded: LoadedModel,
+    cache_dir: str | os.PathLike[str] | None = None,
+    on_message: Callable[[str], None] | None = None,
+) -> Path:
+    """The ONNX export of ``loaded``, made once and kept under the cache folder.
+
+    The cache key is the model's digest (weights and architecture arguments), so a model
+    file edited to other ``arch_args`` gets its own export. An export takes minutes on a
+    CPU for a large model: it is announced before and after through ``on_message`` (say the
+    CLI's stderr printer) and the ``uniremoval.export`` logger.
+    """
     root = Path(cache_dir or os.environ.get("UNIREMOVAL_CACHE", Path.home() / ".cache" / "uniremoval")) / "onnx"
-    path = root / f"{loaded.config.arch}-{loaded.config.sha256[:16]}.onnx"
-    if not path.is_file():
-        export_onnx(loaded, path, check=False)
+    path = root / f"{loaded.config.arch}-{model_digest(loaded.config)[:16]}.onnx"
+    if path.is_file():
+        return path
+
+    def say(msg: str) -> None:
+        log.info(msg)
+        if on_message is not None:
+            on_message(msg)
+
+    say(f"exporting model {loaded.name} to ONNX (once; cached at {path})...")
+    t0 = time.perf_counter()
+    export_onnx(loaded, path, check=False)
+    say(f"exported model {loaded.name} to ONNX in {time.perf_counter() - t0:.1f} s")
     return path

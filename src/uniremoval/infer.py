@@ -3,6 +3,8 @@
 How a (3, H, W) image goes through a network:
 1. It is reflect-padded at the bottom and right to the network's size multiple (the
    U-Net halves the resolution several times), so the network never sees a ragged size.
+   The size multiple, the precisions the network supports and its receptive radius come
+   from its descriptor (:mod:`uniremoval.nets.descriptor`).
 2. Small images run in one pass. Once an image exceeds a pixel budget it is cut into tiles
    that overlap; tiles start at multiples of the size multiple, so a U-Net sees each tile's
    pixels on the same grid as the whole image.
@@ -19,17 +21,23 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
+from . import nets
 from .hostmem import tune_malloc
+from .nets import pad_to_multiple, reflect_indices
+from .tiling import TilePlan, blend_window, plan_tiles, tile_starts
+
+__all__ = [
+    "DEFAULT_OVERLAP", "DEFAULT_PIXEL_BUDGET", "DEFAULT_TILE", "DEFAULT_TILE_BATCH", "Engine", "PRECISIONS",
+    "Precision", "TilePlan", "blend_window", "cpu_has_fast_bf16", "plan_tiles", "reflect_indices",
+    "resolve_precision", "select_device", "tile_starts",
+]
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -95,120 +103,6 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return torch.float16
 
 
-def reflect_indices(length: int, n: int) -> torch.Tensor:
-    """Indices ``0..length-1`` of a signal of size ``n`` extended by mirror reflection
-    (without repeating the edge), valid for any ``length`` even when ``n`` is tiny."""
-    p = np.arange(length)
-    if n == 1:
-        return torch.zeros(length, dtype=torch.long)
-    period = 2 * (n - 1)
-    q = p % period
-    return torch.from_numpy(np.where(q < n, q, period - q)).long()
-
-
-def tile_starts(total: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size ``tile`` covering ``total`` with at least ``overlap``."""
-    if total <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, total - tile, stride))
-    starts.append(total - tile)
-    return starts
-
-
-def blend_window(tile: int, overlap: int, inner_start: bool, inner_end: bool) -> torch.Tensor:
-    """1-D blend weights of a tile: zero over the outer quarter of an inner overlap, a
-    raised-cosine ramp over its middle half, one elsewhere and at image borders."""
-    w = torch.ones(tile, dtype=torch.float64)
-    if overlap > 0:
-        q = overlap // 4
-        ramp_len = max(overlap - 2 * q, 1)
-        i = torch.arange(overlap, dtype=torch.float64)
-        t = ((i - q + 0.5) / ramp_len).clamp(0, 1)
-        ramp = 0.5 - 0.5 * torch.cos(math.pi * t)
-        if inner_start:
-            w[:overlap] = torch.minimum(w[:overlap], ramp)
-        if inner_end:
-            w[tile - overlap :] = torch.minimum(w[tile - overlap :], ramp.flip(0))
-    return w.float()
-
-
-@dataclass
-class TilePlan:
-    """How an image is cut: padded size, tile size, overlaps and tile start offsets per axis."""
-
-    height: int
-    width: int
-    padded_height: int
-    padded_width: int
-    tile_h: int
-    tile_w: int
-    overlap_h: int
-    overlap_w: int
-    ys: list[int]
-    xs: list[int]
-
-    @property
-    def overlap(self) -> int:
-        """The smaller of the two axes' overlaps."""
-        return min(self.overlap_h, self.overlap_w)
-
-    @property
-    def n_tiles(self) -> int:
-        return len(self.ys) * len(self.xs)
-
-    @property
-    def tiled(self) -> bool:
-        return self.n_tiles > 1
-
-
-def _round_up(v: int, m: int) -> int:
-    return -(-v // m) * m
-
-
-def _axis_overlap(total: int, tile: int, overlap: int, multiple: int) -> int:
-    """The overlap to use along one axis: at least ``overlap``, widened as far as the same
-    number of tiles allows (on the ``multiple`` grid). More overlap costs nothing once the tile
-    count is fixed and moves the seams further from the tiles' edges."""
-    n = len(tile_starts(total, tile, overlap))
-    if n < 2:
-        return overlap
-    stride = _round_up(-(-(total - tile) // (n - 1)), multiple)
-    return max(overlap, min(tile - stride, tile - multiple))
-
-
-def _fit_tile(total: int, tile: int, overlap: int, multiple: int) -> int:
-    """The smallest tile (on the ``multiple`` grid, at most ``tile``) that covers ``total``
-    with the same number of tiles as ``tile`` needs, each overlap at least ``overlap``.
-
-    A fixed tile wastes work: 4000 px at 384 px tiles with 32 px overlap needs 12 tiles, whose
-    last one mostly repeats its neighbour; 12 tiles of 368 px cover it too (-8 % pixels).
-    """
-    if total <= tile:
-        return total
-    n = len(tile_starts(total, tile, overlap))
-    return min(tile, _round_up(-(-(total - overlap) // n) + overlap, multiple))
-
-
-def plan_tiles(height: int, width: int, multiple: int, tile: int | None, overlap: int, fit: bool = False) -> TilePlan:
-    """Plan tiles for an image; ``tile=None`` means one pass over the padded image.
-    ``overlap`` is the minimum; each axis widens it when that needs no more tiles. With
-    ``fit`` each axis shrinks its tiles to the smallest size that keeps the tile count
-    (:func:`_fit_tile`), so tiles may be rectangular and differ from photo to photo."""
-    ph, pw = _round_up(height, multiple), _round_up(width, multiple)
-    if tile is None:
-        return TilePlan(height, width, ph, pw, ph, pw, 0, 0, [0], [0])
-    t = max(_round_up(tile, multiple), multiple)
-    ov = _round_up(max(overlap, 0), multiple) if overlap > 0 else 0
-    if ov >= t:
-        raise ValueError(f"tile overlap {overlap} must be smaller than the tile size {t}")
-    th, tw = min(t, ph), min(t, pw)
-    if fit and ov > 0:
-        th, tw = _fit_tile(ph, th, ov, multiple), _fit_tile(pw, tw, ov, multiple)
-    oh, ow = (_axis_overlap(ph, th, ov, multiple), _axis_overlap(pw, tw, ov, multiple)) if ov > 0 else (0, 0)
-    return TilePlan(height, width, ph, pw, th, tw, oh, ow, tile_starts(ph, th, oh), tile_starts(pw, tw, ow))
-
-
 class Engine:
     """Runs a restoration network over images of any size (see the module docstring).
 
@@ -260,7 +154,8 @@ class Engine:
             raise ValueError("CUDA graphs need the torch backend on a CUDA device (--device cuda)")
         self.cuda_graphs = cuda_graphs
         self._graph: tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor] | None = None
-        self.dtype = resolve_precision(precision, self.device)
+        self.descriptor = nets.descriptor(net)
+        self.dtype = self._precision(precision)
         kind = self.device.type
         self.tile: int | None = None
         self.pixel_budget: int | None = None
@@ -281,7 +176,7 @@ class Engine:
             if channels_last:
                 net = net.to(memory_format=torch.channels_last)
         self.net = net
-        self.multiple = int(getattr(net, "size_multiple", 1))
+        self.multiple = self.descriptor.size_multiple
         # Compiled for one input shape (a batch of full tiles); other shapes run eagerly, so a
         # folder of odd sizes never triggers a recompilation per photo.
         self._compiled = None
@@ -293,6 +188,26 @@ class Engine:
             # pre-pack them for oneDNN on the CPU: 107 -> 86 ms per 384 px bf16 tile here.
             opts = {"freezing": True} if self.device.type == "cpu" else None
             self._compiled = torch.compile(net, dynamic=False, options=opts)
+
+    def _precision(self, precision: str) -> torch.dtype:
+        """The compute dtype: ``precision`` resolved for the device, within what the network's
+        descriptor supports (``auto`` falls back to fp32, an explicit choice is refused)."""
+        dtype = resolve_precision(precision, self.device)
+        name = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+        if self.descriptor.supports(name):
+            return dtype
+        if precision == "auto":
+            return torch.float32
+        raise ValueError(f"precision {precision} is not supported by {self.descriptor.arch} (supports: {', '.join(self.descriptor.precisions)})")
+
+    def tiling_is_exact(self, height: int, width: int) -> bool:
+        """Whether the output for an image of this size equals the one-pass output: it runs
+        in one pass, or its tiles overlap enough for the network's receptive radius."""
+        plan = self.plan(height, width)
+        if not plan.tiled:
+            return True
+        axes = ((plan.overlap_h, len(plan.ys)), (plan.overlap_w, len(plan.xs)))
+        return self.descriptor.tiling_exact(min(ov for ov, n in axes if n > 1))
 
     def plan(self, height: int, width: int) -> TilePlan:
         """The tile plan this engine uses for an image of the given size."""
@@ -414,9 +329,7 @@ class Engine:
         c, h, w = x.shape
         plan = self.plan(h, w)
         if not plan.tiled:
-            rows = reflect_indices(plan.padded_height, h)
-            cols = reflect_indices(plan.padded_width, w)
-            xp = x[:, rows][:, :, cols] if (plan.padded_height, plan.padded_width) != (h, w) else x
+            xp, _ = pad_to_multiple(x, self.multiple)
             out = self._forward(xp[None])[0, :, :h, :w].contiguous()
             if progress:
                 progress(1, 1)

@@ -9,12 +9,19 @@ A model ``NAME`` is two files side by side::
 
 ``load_model`` accepts a bundled model's name, either file's path, or a folder that holds
 exactly one model.
+
+Saving is byte-reproducible: the same weights, architecture and kinds give the same
+.safetensors bytes (its header metadata is written in sorted order; the safetensors library
+writes it in hash order, which changes from process to process) and the same JSON apart from
+``provenance``, the one field meant for times, paths and run details. :func:`model_digest`
+hashes what defines a model and leaves provenance and file names out.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import struct
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -76,6 +83,33 @@ class LoadedModel:
         return self.path.stem
 
 
+def model_digest(cfg: ModelConfig) -> str:
+    """Hex sha256 of what defines a model's function: format, architecture and its
+    arguments, kinds and the weights' sha256; not its provenance nor its file names."""
+    ident = {"format": cfg.format, "arch": cfg.arch, "arch_args": cfg.arch_args, "kinds": cfg.kinds, "sha256": cfg.sha256}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _sort_safetensors_header(path: Path) -> None:
+    """Rewrite a .safetensors file's JSON header in place with ``__metadata__`` sorted by key.
+
+    The library serialises the metadata from a Rust hash map, whose order is random per
+    process, so identical weights gave files with different bytes. Reordering keys keeps the
+    header's length (same compact JSON), so the tensor data does not move.
+    """
+    with open(path, "r+b") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        raw = fh.read(n)
+        header = json.loads(raw)
+        meta = header.pop("__metadata__", None)
+        ordered = ({"__metadata__": dict(sorted(meta.items()))} if meta is not None else {}) | header
+        text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > n:  # cannot happen for a pure reordering; never corrupt the file
+            raise ModelError(f"{path}: unexpected safetensors header layout")
+        fh.seek(8)
+        fh.write(text + b" " * (n - len(text)))
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file, read in chunks."""
     h = hashlib.sha256()
@@ -115,6 +149,7 @@ def save_model(
     state = {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).contiguous().cpu() for k, v in net.state_dict().items()}
     tmp = weights_path.with_name(f".{weights_path.name}.tmp")
     save_file(state, str(tmp), metadata={"format": FORMAT, "arch": arch})
+    _sort_safetensors_header(tmp)
     os.replace(tmp, weights_path)
     cfg = ModelConfig(
         arch=arch,
@@ -125,7 +160,9 @@ def save_model(
         sha256=sha256_file(weights_path),
     )
     tmp_json = json_path.with_name(f".{json_path.name}.tmp")
-    tmp_json.write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    # Sorted keys: the JSON depends on the values only, never on how a caller built a dict.
+    # (The round trip first turns non-string keys into strings, which sort_keys needs.)
+    tmp_json.write_text(json.dumps(json.loads(json.dumps(asdict(cfg))), indent=2, sort_keys=True) + "\n")
     os.replace(tmp_json, json_path)
     return json_path
 

@@ -44,11 +44,14 @@ class Restorer:
         threads: int | None = None,
         compile: bool = False,
         cuda_graphs: bool = False,
+        on_message: Callable[[str], None] | None = None,
     ) -> "Restorer":
         """Load a bundled model by name, or a model file by path (see ``load_model``).
 
         ``backend="onnxruntime"`` runs the model's ONNX export (made once and cached by
         checksum; see :mod:`uniremoval.export`); ``threads`` caps CPU threads either way.
+        ``on_message`` receives one-line notes for the user about slow one-time work (the
+        first ONNX export of a model announces itself and its duration).
         """
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
@@ -59,7 +62,7 @@ class Restorer:
         if backend == "onnxruntime":
             from .export import OnnxNet, cached_onnx
 
-            net = OnnxNet(cached_onnx(model), threads=threads, device=str(device))
+            net = OnnxNet(cached_onnx(model, on_message=on_message), threads=threads, device=str(device))
         engine = Engine(net, device=device, precision=precision, tile=tile, overlap=overlap, tile_batch=tile_batch, compile=compile, cuda_graphs=cuda_graphs)
         return cls(model, engine)
 

@@ -23,25 +23,32 @@ from torch import nn
 
 
 class EncoderEmbedder(nn.Module):
-    """Frozen encoder of a NAFNet-like restorer -> pooled, L2-normalised bottleneck embedding.
+    """Frozen restorer's bottleneck features -> pooled, L2-normalised embedding.
 
-    Uses the network's own encoder (``intro``, ``encoders``/``downs``, ``middle``) so the
-    decoder is not run; other networks fall back to ``net(x, return_features=True)`` and take
-    the last feature map. ``pool="meanstd"`` concatenates the per-channel mean and standard
-    deviation: degradations such as haze and blur change feature *statistics* (contrast,
-    spread) more than their means, so the std half carries most of the signal.
+    The bottleneck is the last of the network's feature levels (:func:`uniremoval.nets.features`:
+    only the encoder runs when the descriptor says the network has one). ``pool="meanstd"``
+    concatenates the per-channel mean and standard deviation: degradations such as haze and
+    blur change feature *statistics* (contrast, spread) more than their means, so the std
+    half carries most of the signal. Inputs of any size are padded to the size multiple.
+
+    Raises:
+        ValueError: the network declares no feature levels.
     """
 
     def __init__(self, net: nn.Module, pool: Literal["mean", "meanstd"] = "meanstd") -> None:
         super().__init__()
+        from .. import nets
+
+        desc = nets.descriptor(net)
+        if not desc.has_features:
+            raise ValueError(f"a {desc.arch} network has no feature levels: it cannot embed photos for cluster contrast")
         self.net = net
         self.pool = pool
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.net.eval()
-        chans = getattr(net, "feature_channels", None)
-        self.size_multiple = int(getattr(net, "size_multiple", 1))
-        self.dim = int(chans[-1]) * (2 if pool == "meanstd" else 1) if chans else -1
+        self.size_multiple = desc.size_multiple
+        self.dim = desc.feature_channels[-1] * (2 if pool == "meanstd" else 1)
 
     def train(self, mode: bool = True) -> "EncoderEmbedder":
         # Always eval: a frozen g must not change behaviour with the trainer's train/eval calls.
@@ -50,20 +57,14 @@ class EncoderEmbedder(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Bottleneck feature map of ``x`` (N, C, H, W)."""
-        net = self.net
-        if all(hasattr(net, a) for a in ("intro", "encoders", "downs", "middle")):
-            h = net.intro(x)  # type: ignore[operator]
-            for enc, down in zip(net.encoders, net.downs):  # type: ignore[arg-type]
-                h = down(enc(h))
-            return net.middle(h)  # type: ignore[operator]
-        _, feats = net(x, return_features=True)
-        return feats[-1]
+        from .. import nets
+
+        return nets.features(self.net, x)[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.size_multiple
-        h, w = x.shape[-2:]
-        if m > 1 and (h % m or w % m):
-            x = F.pad(x, (0, (-w) % m, 0, (-h) % m), mode="reflect")
+        from .. import nets
+
+        x, _ = nets.pad_to_multiple(x, self.size_multiple)
         f = self.features(x).float()
         e = f.mean(dim=(2, 3))
         if self.pool == "meanstd":

@@ -241,34 +241,33 @@ class _Frozen(nn.Module):
 
 
 class TeacherEncoderFeatures(_Frozen):
-    """phi = the encoder (+ bottleneck) features of a frozen restoration network.
+    """phi = the feature levels (encoder + bottleneck) of a frozen restoration network.
 
-    For a NAFNet only the encoder half runs (the decoder's cost is saved); any other network
-    with ``forward(x, return_features=True) -> (out, feats)`` is run whole. Gradients flow to
-    the *input* (the anchor is the student's output) but never into the network's weights.
+    Computed by :func:`uniremoval.nets.features`: only the encoder runs when the network's
+    descriptor says it has one (NAFNet), else the whole network with
+    ``return_features=True``. Gradients flow to the *input* (the anchor is the student's
+    output) but never into the network's weights.
+
+    Raises:
+        ValueError: the network declares no feature levels (its descriptor's
+            ``feature_channels`` is empty).
     """
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
-        self.net = freeze(net)
-        from ..nets.nafnet import NAFNet
+        from .. import nets
 
-        self._nafnet = isinstance(net, NAFNet)
-        self.size_multiple = int(getattr(net, "size_multiple", 1))
+        desc = nets.descriptor(net)
+        if not desc.has_features:
+            raise ValueError(f"a {desc.arch} network has no feature levels: it cannot be a contrast feature extractor")
+        self.net = freeze(net)
+        self.feature_channels = list(desc.feature_channels)
+        self.size_multiple = desc.size_multiple
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if self._nafnet:
-            n = self.net
-            h = n.intro(x)
-            feats = []
-            for enc, down in zip(n.encoders, n.downs):
-                h = enc(h)
-                feats.append(h)
-                h = down(h)
-            feats.append(n.middle(h))
-            return feats
-        _, feats = self.net(x, return_features=True)
-        return list(feats)
+        from .. import nets
+
+        return nets.features(self.net, x)
 
 
 class VGGFeatures(_Frozen):

@@ -1,51 +1,43 @@
-"""Network architectures and the registry that builds them from a model file's config.
+"""Network architectures, their registry and their descriptors.
 
-An architecture registers itself under a short name with :func:`register`; a model file's
-JSON config names it and gives its keyword arguments, so loading never unpickles code.
+- :mod:`.registry`: :func:`register` an architecture under a name, :func:`build` it from a
+  model file's config (attaching its descriptor), list what is :func:`available`;
+- :mod:`.descriptor`: :class:`NetDescriptor`, what a network needs and supports (size
+  multiple, feature levels, precisions, tiling, growth), and the protocol it stands for;
+- :func:`pad_to_multiple`: the padding every caller of a network uses;
+- :func:`features`: a network's feature levels, the cheap way when it has one;
+- :func:`grow`: a deeper network started from a shallower trained one.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import Any
 
-from torch import nn
+import torch
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-_T = TypeVar("_T", bound=Callable[..., nn.Module])
+from .descriptor import NetDescriptor, unwrap
+from .grow import grow
+from .padding import pad_to_multiple, reflect_indices
+from .registry import available, build, descriptor, register, size_multiple
 
-
-def register(name: str) -> Callable[[_T], _T]:
-    """Class/factory decorator that makes an architecture buildable by name."""
-
-    def deco(factory: _T) -> _T:
-        if name in _REGISTRY and _REGISTRY[name] is not factory:
-            raise ValueError(f"architecture {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
+__all__ = [
+    "NetDescriptor", "available", "build", "descriptor", "features", "grow", "pad_to_multiple",
+    "reflect_indices", "register", "size_multiple",
+]
 
 
-def _load_builtin() -> None:
-    # Imported lazily so `import uniremoval` stays cheap; each module registers on import.
-    from . import discriminator, nafnet, plain, projector, vgg  # noqa: F401
+def features(net: Any, x: torch.Tensor) -> list[torch.Tensor]:
+    """The feature levels of ``net`` for ``x`` (finest first, bottleneck last).
 
+    Runs only the encoder when the descriptor says the network has one (``net.encode``),
+    else the whole network with ``return_features=True``.
 
-def available() -> list[str]:
-    """Names of all registered architectures."""
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def build(name: str, **kwargs: Any) -> nn.Module:
-    """Build architecture ``name`` with keyword arguments ``kwargs``."""
-    _load_builtin()
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown architecture {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
-    return factory(**kwargs)
-
-
-def size_multiple(net: nn.Module) -> int:
-    """Side length the network's input must be a multiple of (1 when it has no downsampling)."""
-    return int(getattr(net, "size_multiple", 1))
+    Raises:
+        ValueError: the network declares no feature levels.
+    """
+    desc = descriptor(net)
+    if not desc.has_features:
+        raise ValueError(f"architecture {desc.arch} has no feature levels (see uniremoval.nets.descriptor)")
+    if desc.encoder_features:
+        return list(unwrap(net).encode(x))
+    _, feats = net(x, return_features=True)
+    return list(feats)

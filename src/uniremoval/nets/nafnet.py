@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .descriptor import NetDescriptor, describer
 from . import register
 
 
@@ -260,26 +261,47 @@ class NAFNet(nn.Module):
             self.decoders.append(nn.Sequential(*[NAFBlock(c, window=win(level), grid=grid(level)) for _ in range(n)]))
         self.size_multiple = 2 ** len(enc_blocks)
 
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The feature levels of ``x`` without running the decoder: one map per encoder level
+        plus the bottleneck, finest first (``feature_channels`` channels)."""
+        h = self.intro(x)
+        feats: list[torch.Tensor] = []
+        for enc, down in zip(self.encoders, self.downs):
+            h = enc(h)
+            feats.append(h)
+            h = down(h)
+        feats.append(self.middle(h))
+        return feats
+
     def forward(
         self, x: torch.Tensor, return_features: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Restore ``x`` (N, C, H, W with H, W multiples of ``size_multiple``).
 
         With ``return_features`` also returns one feature map per encoder level plus the
-        bottleneck, finest first.
+        bottleneck, finest first (what :meth:`encode` returns).
         """
-        h = self.intro(x)
-        skips: list[torch.Tensor] = []
-        for enc, down in zip(self.encoders, self.downs):
-            h = enc(h)
-            skips.append(h)
-            h = down(h)
-        h = self.middle(h)
-        feats = skips + [h]
-        for dec, up, skip in zip(self.decoders, self.ups, reversed(skips)):
+        feats = self.encode(x)
+        h = feats[-1]
+        for dec, up, skip in zip(self.decoders, self.ups, reversed(feats[:-1])):
             h = dec(up(h) + skip)
         out = self.ending(h) + x
         return (out, feats) if return_features else out
+
+
+@describer(NAFNet)
+def _describe(net: NAFNet) -> NetDescriptor:
+    # Channel attention pools over the whole input or a 192 px TLC window: no bounded
+    # receptive field, so tiling is an approximation. Fresh blocks are identities (zero
+    # residual scales), so deeper NAFNets grow from shallower ones.
+    return NetDescriptor(
+        arch="nafnet",
+        size_multiple=net.size_multiple,
+        feature_channels=tuple(net.feature_channels),
+        encoder_features=True,
+        receptive_radius=None,
+        grow_block=NAFBlock,
+    )
 
 
 def nafnet_small(**kw: object) -> NAFNet:

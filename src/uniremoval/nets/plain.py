@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .descriptor import NetDescriptor, describer
 from . import register
 
 
@@ -31,3 +32,8 @@ class PlainCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
+
+
+@describer(PlainCNN)
+def _describe(net: PlainCNN) -> NetDescriptor:
+    return NetDescriptor(arch="plain", size_multiple=1, receptive_radius=net.receptive_radius)

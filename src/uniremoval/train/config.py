@@ -44,10 +44,11 @@ class ModelConfig:
     #: fine-tuning or continued training. Its architecture and arguments must equal ``arch``
     #: and ``args``. Ignored when the run resumes from its own checkpoint (that wins).
     init: str | None = None
-    #: Let ``init`` be a shallower NAFNet (same width, fewer blocks per level): the blocks it
-    #: lacks start as the identity (zero residual scales), so the grown network computes the
-    #: same function as ``init`` at step 0 (checked on load) and training adds capacity to a
-    #: trained model instead of starting from scratch.
+    #: Let ``init`` be a shallower network of a growable architecture (its descriptor's
+    #: ``grow_block``; NAFNet: same width, fewer blocks per level): the blocks it lacks start
+    #: as the identity (NAFNet: zero residual scales), so the grown network computes the
+    #: same function as ``init`` at step 0 (checked on load, :func:`uniremoval.nets.grow`)
+    #: and training adds capacity to a trained model instead of starting from scratch.
     grow: bool = False
 
     def build(self) -> "torch.nn.Module":
@@ -59,7 +60,10 @@ class ModelConfig:
         if self.init:
             loaded = load_model(os.path.expanduser(self.init))
             if self.grow:
-                _grow_from(net, loaded.net, self.init)
+                try:
+                    nets.grow(loaded.net, net)
+                except ValueError as e:
+                    raise ConfigError(f"model.init {self.init}: {e}") from None
             elif loaded.config.arch != self.arch or dict(loaded.config.arch_args) != dict(self.args):
                 raise ConfigError(
                     f"model.init {self.init}: it is {loaded.config.arch} {loaded.config.arch_args}, "
@@ -69,44 +73,6 @@ class ModelConfig:
             else:
                 net.load_state_dict(loaded.net.state_dict(), strict=True)
         return net
-
-
-def _grow_from(net: "torch.nn.Module", small: "torch.nn.Module", path: str) -> None:
-    """Load ``small``'s weights into the deeper ``net``; its extra NAF blocks stay identities.
-
-    Raises :class:`ConfigError` unless every weight of ``small`` has a place of the same shape
-    in ``net``, every weight ``net`` has beyond those belongs to a whole block ``small`` lacks,
-    and the two networks give the same output on a test input.
-    """
-    import torch
-
-    from ..nets.nafnet import NAFBlock
-
-    state = small.state_dict()
-    target = net.state_dict()
-    bad = [k for k, v in state.items() if k not in target or target[k].shape != v.shape]
-    if bad:
-        raise ConfigError(f"model.init {path}: cannot grow into the run's network: {bad[0]} has no place of that shape")
-    new_blocks = [
-        name + "." for name, m in net.named_modules()
-        if isinstance(m, NAFBlock) and not any(k.startswith(name + ".") for k in state)
-    ]
-    stray = [k for k in target if k not in state and not any(k.startswith(b) for b in new_blocks)]
-    if stray:
-        raise ConfigError(f"model.init {path}: cannot grow into the run's network: it lacks {stray[0]}, which is not part of a new block")
-    net.load_state_dict(state, strict=False)
-    # A fresh NAFBlock is the identity (zero residual scales). The claim, tested: a mismatch
-    # here means a new block is not a no-op (e.g. a different window), and the run would not
-    # start from ``init``.
-    m = int(getattr(net, "size_multiple", 1))
-    x = torch.rand(1, 3, 4 * m, 4 * m, generator=torch.Generator().manual_seed(0))
-    small.eval()
-    net.eval()
-    with torch.no_grad():
-        diff = (small(x) - net(x)).abs().max().item()
-    net.train()
-    if diff > 1e-5:
-        raise ConfigError(f"model.init {path}: the grown network differs from it by {diff:.2g} on a test input")
 
 
 @dataclass
