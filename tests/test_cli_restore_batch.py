@@ -201,7 +201,24 @@ def test_info_shows_the_full_provenance_locally_and_names_the_architecture(tmp_p
     shutil.copy(identity_model.with_name(cfg["weights"]), tmp_path / cfg["weights"])
     r = runner.invoke(app, ["info", "-m", str(model)])
     assert r.exit_code == 0, r.output
-    assert "architecture plain (width=8, depth=3)" in r.stdout
+    assert "architecture plain (depth=3, width=8)" in r.stdout
     assert "{}" not in r.stdout and "alice" not in r.stdout
     r = runner.invoke(app, ["info", "-m", str(model), "--provenance"])
     assert r.exit_code == 0 and "/home/alice/.cache/uniremoval/runs" in r.stdout
+
+
+def test_one_time_onnx_export_is_announced(tmp_path: Path, identity_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine reports its slow one-time work through on_message; restore must show it
+    (a first --backend onnxruntime run spent minutes exporting without a word)."""
+    real = Restorer.from_pretrained.__func__  # type: ignore[attr-defined]
+
+    def announcing(cls, model, **kw):  # type: ignore[no-untyped-def]
+        kw["on_message"]("exporting model m to ONNX (once; cached at /c/m.onnx)...")
+        kw["backend"] = "torch"
+        return real(cls, model, **kw)
+
+    monkeypatch.setattr(Restorer, "from_pretrained", classmethod(announcing))
+    src = _photo(tmp_path / "a.png")
+    r = _run(str(src), "-o", str(tmp_path / "out"), "--model", str(identity_model), "--backend", "onnxruntime")
+    assert r.exit_code == 0, r.output
+    assert "exporting model m to ONNX (once; cached at /c/m.onnx)..." in r.stderr

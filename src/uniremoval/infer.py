@@ -28,6 +28,7 @@ from typing import Callable, Iterator, Literal
 import torch
 from torch import nn
 
+from .options import DEFAULT_OVERLAP, DEFAULT_PIXEL_BUDGET, DEFAULT_TILE, DEFAULT_TILE_BATCH, resolve_device
 from . import nets
 from .hostmem import tune_malloc
 from .nets import pad_to_multiple, reflect_indices
@@ -48,30 +49,16 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: at 1024 px (2-core Zen 4). Tiles much smaller than 384 px cost quality: NAFNet's channel
 #: attention pools over 192 px windows (TLC), which a tile edge clips (256/32 tiles: 34 dB
 #: from the one-pass output on a real photo; 384/64: 41 dB).
-DEFAULT_PIXEL_BUDGET = {"cpu": 512 * 512, "cuda": 16_000_000, "mps": 4_000_000}
-#: Tile side used by ``tile="auto"`` (per device type). Tiles are then shrunk to fit the
-#: photo (``plan_tiles(fit=True)``): a 12 MP photo on the CPU gets 63 tiles of 464x480 px,
+#: (DEFAULT_PIXEL_BUDGET.) The tables live in :mod:`uniremoval.options` (so CLI help can quote them without
+#: importing torch); ``DEFAULT_TILE`` tiles are shrunk to fit the photo
+#: (``plan_tiles(fit=True)``): a 12 MP photo on the CPU gets 63 tiles of 464x480 px,
 #: 14.0 M pixels of work instead of 15.9 M with fixed 384 px tiles (12 MP: 8.7 -> 7.5 s).
-DEFAULT_TILE = {"cpu": 512, "cuda": 1024, "mps": 768}
-#: Tiles per forward pass (per device type): batching helps accelerators, not CPUs.
-DEFAULT_TILE_BATCH = {"cpu": 1, "cuda": 4, "mps": 2}
-#: Minimum tile overlap (per device type); each axis widens it as far as its tile count allows.
-DEFAULT_OVERLAP = {"cpu": 32, "cuda": 64, "mps": 64}
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, then Apple MPS, else the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available (use --device cpu or auto)")
-    return dev
+    """``auto`` picks CUDA when present, then Apple MPS, else the CPU
+    (:func:`uniremoval.options.resolve_device`, the one rule for every entry point)."""
+    return resolve_device(name)
 
 
 def cpu_has_fast_bf16() -> bool:

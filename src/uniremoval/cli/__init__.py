@@ -64,7 +64,8 @@ def info(
             continue
         args = f" ({', '.join(f'{k}={v}' for k, v in cfg.arch_args.items())})" if cfg.arch_args else ""
         weights = path.with_name(cfg.weights)
-        size = f"{weights.stat().st_size / 1e6:.2g} MB" if weights.exists() else "weights missing"
+        nbytes = weights.stat().st_size if weights.exists() else 0
+        size = "weights missing" if not nbytes else f"{nbytes / 1e6:.1f} MB" if nbytes >= 1e5 else f"{nbytes / 1e3:.1f} kB"
         out.print(f"model {name}: architecture {cfg.arch}{args}, kinds {','.join(cfg.kinds)}, {size}, sha256 {cfg.sha256[:12]}", soft_wrap=True)
         if provenance:
             out.print_json(json.dumps(cfg.provenance, sort_keys=True))

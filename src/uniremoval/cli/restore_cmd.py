@@ -150,14 +150,24 @@ def _check_report_path(report: Path | None, jobs: list["Job"]) -> None:
 
 def _load_restorer(model: str, device: str, precision: str, tile: int | str | None, overlap: int | None,
                    tile_batch: int | None, backend: str, threads: int | None, compile: bool, cuda_graphs: bool) -> "Restorer":
+    import contextlib
+
+    from rich.markup import escape
+
     from ..modelfile import ModelError
     from ..restorer import Restorer
 
+    def say(message: str) -> None:  # one-time slow work (the ONNX export) is announced
+        err.print(f"[dim]{escape(message)}[/]", soft_wrap=True)
+
+    # A spinner while a first onnxruntime run exports the model (minutes on a small CPU).
+    busy = err.status("preparing the onnxruntime model") if backend == "onnxruntime" and err.is_terminal else contextlib.nullcontext()
     try:
-        return Restorer.from_pretrained(
-            model, device=device, precision=precision, tile=tile, overlap=overlap,
-            tile_batch=tile_batch, backend=backend, threads=threads, compile=compile, cuda_graphs=cuda_graphs,
-        )
+        with busy:
+            return Restorer.from_pretrained(
+                model, device=device, precision=precision, tile=tile, overlap=overlap, tile_batch=tile_batch,
+                backend=backend, threads=threads, compile=compile, cuda_graphs=cuda_graphs, on_message=say,
+            )
     except (ModelError, ValueError) as e:
         raise fail(str(e)) from None
 
