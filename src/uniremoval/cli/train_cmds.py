@@ -16,7 +16,11 @@ from rich.console import Console
 
 train_app = typer.Typer(
     no_args_is_help=True,
-    help="Train the method's networks (stage 0: specialist teachers; stage 1: transfer to one student).",
+    help=(
+        "Train the method's networks: teacher (stage 0, one specialist per kind), transfer (stage 1, one "
+        "student from the teachers), adapt (stage 2, the student on real photos), pipeline (all of it, "
+        "resumable), ablation (stage-1 ablation rows)."
+    ),
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True, highlight=False)
@@ -153,6 +157,9 @@ def export(
     except ConfigError as e:
         raise _fail(str(e), 2)
     path = run_dir / "ckpt" / ("best.pt" if best else "last.pt")
+    if not path.is_file() and best and (run_dir / "ckpt" / "last.pt").is_file():
+        # best.pt is the best *validated* state: a run without validation never writes one.
+        raise _fail(f"{path}: none, as this run never validated (no data.val_dir); export the last checkpoint (without --best)")
     if not path.is_file():
         raise _fail(f"{path}: no such checkpoint")
     state = ckpt.load(path)
@@ -184,13 +191,16 @@ def adapt(
     """Stage 2: adapt a student to unpaired real photos (GAN + extended and cluster contrast + synthetic replay); resumable."""
     from ..stages.adapt import load_adapt_config, parse_teachers, train_adapt
 
-    pre = [f"student={student}"] if student else []
-    pre += [f"data.real_dir={real}"] if real else []
-    pre += [f"data.clean_dir={clean}"] if clean else []
+    # Typed values, not "key=value" text: a path holding " #" or ": " must not be read as YAML.
+    fixed: dict[str, Any] = {"student": student} if student else {}
+    folders = {k: str(v) for k, v in (("real_dir", real), ("clean_dir", clean)) if v}
+    if folders:
+        fixed["data"] = folders
 
     def load() -> Any:
-        teacher_sets = [f"teachers.{k}={v}" for k, v in parse_teachers(teachers).items()]
-        return load_adapt_config(config, pre + teacher_sets + list(set_) + ([f"run.steps={steps}"] if steps is not None else []))
+        if teachers:
+            fixed["teachers"] = parse_teachers(teachers)
+        return load_adapt_config(config, list(set_) + ([f"run.steps={steps}"] if steps is not None else []), fixed=fixed)
 
     done = _run_stage(load, train_adapt, dry_run)
     if done is not None and done[1].export is not None:

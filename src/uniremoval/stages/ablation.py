@@ -1,6 +1,6 @@
 """Stage-1 ablation runner: equal data and step budget per row, evaluated per kind.
 
-Rows (METHOD.md, "What the project must show"):
+Rows (docs/method.md, "What the project must show"):
 
 | key | row | loss |
 |---|---|---|
@@ -25,7 +25,8 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..train.config import ConfigError, to_dict
-from .transfer import TransferConfig, evaluate_net, train_transfer, validation_items
+from .common import evaluate_net, synthetic_val_sets
+from .transfer import TransferConfig, train_transfer
 
 #: Row key -> (label, loss-weight overrides).
 ROWS: dict[str, tuple[str, dict[str, float]]] = {
@@ -105,7 +106,7 @@ def run_ablation(
     exports: dict[str, Path] = {}
     for key in rows:
         cfg = row_config(base, key, out)
-        log(f"== row {ROWS[key][0]}: {cfg.run.steps} steps, batch {cfg.data.batch_size}, crop {cfg.data.crop}")
+        log(f"== row {ROWS[key][0]}: {cfg.run.steps} steps, {cfg.data.images_per_step} images a step, crop {cfg.data.crop}")
         t0 = time.perf_counter()
         res = train_transfer(cfg)
         timing[key] = timing.get(key, 0.0) + (time.perf_counter() - t0)
@@ -114,7 +115,7 @@ def run_ablation(
             raise RuntimeError(f"row {key} did not finish")
         exports[key] = res.export
 
-    items = validation_items(eval_dir, kinds, eval_count, eval_crop, eval_seed)
+    items = synthetic_val_sets(eval_dir, kinds, eval_count, eval_crop, eval_seed)
     results: dict[str, Any] = {"rows": []}
     inputs = {k: evaluate_net(torch.nn.Identity(), v) for k, v in items.items()}
     results["rows"].append({"key": "input", "label": "input", "per_kind": {k: {"psnr": r["input_psnr"], "ssim": r["input_ssim"]} for k, r in inputs.items()}})
@@ -136,7 +137,7 @@ def run_ablation(
         {
             "kinds": kinds,
             "eval": {"dir": str(eval_dir), "per_kind": eval_count, "crop": eval_crop, "seed": eval_seed, "metrics": "PSNR/SSIM on RGB, no border crop"},
-            "budget": {"steps": base.run.steps, "batch_size": base.data.batch_size, "crop": base.data.crop, "student": base.model.arch, "amp": base.run.amp},
+            "budget": {"steps": base.run.steps, "images_per_step": base.data.images_per_step, "crop": base.data.crop, "student": base.model.arch, "amp": base.run.amp},
             "hardware": {"machine": platform.machine(), "processor": platform.processor(), "torch": torch.__version__, "threads": torch.get_num_threads()},
             "base_config": to_dict(base),
         }
