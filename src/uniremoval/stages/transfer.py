@@ -109,9 +109,12 @@ class TransferResult:
     teachers: dict[str, nn.Module] = field(default_factory=dict)
 
 
-def load_transfer_config(path: str | Path | None, teachers: Mapping[str, str] | None = None, overrides: Sequence[str] = ()) -> TransferConfig:
-    """Read a transfer config; ``teachers`` (from ``--teachers``) replace the file's; overrides last."""
-    cfg = load_config(TransferConfig, path, list(overrides))
+def load_transfer_config(
+    path: str | Path | None, teachers: Mapping[str, str] | None = None, overrides: Sequence[str] = (), fixed: Mapping[str, Any] | None = None
+) -> TransferConfig:
+    """Read a transfer config; ``fixed`` (typed values) is merged over the file, overrides come
+    last; ``teachers`` (from ``--teachers``) replace the file's."""
+    cfg = load_config(TransferConfig, path, list(overrides), fixed=fixed)
     if teachers:
         cfg.teachers = dict(teachers)
     return cfg
@@ -140,9 +143,12 @@ class TransferResult:
     teachers: dict[str, nn.Module] = field(default_factory=dict)
 
 
-def load_transfer_config(path: str | Path | None, teachers: Mapping[str, str] | None = None, overrides: Sequence[str] = ()) -> TransferConfig:
-    """Read a transfer config; ``teachers`` (from ``--teachers``) replace the file's; overrides last."""
-    cfg = load_config(TransferConfig, path, list(overrides))
+def load_transfer_config(
+    path: str | Path | None, teachers: Mapping[str, str] | None = None, overrides: Sequence[str] = (), fixed: Mapping[str, Any] | None = None
+) -> TransferConfig:
+    """Read a transfer config; ``fixed`` (typed values) is merged over the file, overrides come
+    last; ``teachers`` (from ``--teachers``) replace the file's."""
+    cfg = load_config(TransferConfig, path, list(overrides), fixed=fixed)
     if teachers:
         cfg.teachers = dict(teachers)
     return cfg
