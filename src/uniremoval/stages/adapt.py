@@ -35,6 +35,7 @@ from ..train.guard import GuardConfig, StabilityGuard
 from ..train.trainer import Trainer
 from .adapt_data import AdaptDataConfig, AdaptItems, build_adapt_data, make_val_fn
 from .adapt_losses import TERMS, AdaptLossConfig, AdaptStep, Frozen
+from .common import parse_teachers
 from .terms import weighted_sum
 
 __all__ = [
@@ -95,34 +96,6 @@ class AdaptConfig:
     data: AdaptDataConfig = field(default_factory=AdaptDataConfig)
 
 
-def parse_teachers(spec: str | None) -> dict[str, str]:
-    """``haze=PATH,rain=PATH`` -> {"haze": PATH, "rain": PATH}."""
-    out: dict[str, str] = {}
-    for part in (spec or "").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "=" not in part:
-            raise ConfigError(f"--teachers {part!r}: use kind=PATH[,kind=PATH...]")
-        k, _, p = part.partition("=")
-        out[k.strip()] = p.strip()
-    return out
-
-
-def parse_teachers(spec: str | None) -> dict[str, str]:
-    """``haze=PATH,rain=PATH`` -> {"haze": PATH, "rain": PATH}."""
-    out: dict[str, str] = {}
-    for part in (spec or "").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "=" not in part:
-            raise ConfigError(f"--teachers {part!r}: use kind=PATH[,kind=PATH...]")
-        k, _, p = part.partition("=")
-        out[k.strip()] = p.strip()
-    return out
-
-
 def load_adapt_config(path: str | Path | None, overrides: Sequence[str] = (), fixed: Mapping[str, Any] | None = None) -> AdaptConfig:
     """Read a stage-2 config (YAML); ``fixed`` (typed values) is merged over the file, then
     the ``--set`` overrides."""
@@ -136,43 +109,6 @@ def _frozen_copy(net: nn.Module, device: torch.device) -> nn.Module:
     net = net.to(device).eval()
     net.requires_grad_(False)
     return net
-
-
-def load_frozen(cfg: AdaptConfig, device: torch.device) -> tuple[nn.Module, Frozen]:
-    """Load the student to train (a trainable copy of ``cfg.student``) and the frozen networks:
-    the initial student, the teachers, phi (extended contrast) and g (cluster contrast)."""
-    from ..losses.contrast import TeacherEncoderFeatures
-    from ..modelfile import ModelError, load_model
-
-    files: dict[str, str] = {}
-    try:
-        if not cfg.student:
-            raise ConfigError("student is required (--student PATH: the stage-1 model file)")
-        lm = load_model(cfg.student)
-        arch, arch_args, kinds = lm.config.arch, dict(lm.config.arch_args), list(lm.config.kinds)
-        trainable, frozen0 = lm.net, load_model(cfg.student).net
-        files["student"] = f"{lm.path} sha256:{lm.config.sha256}"
-        teachers: dict[str, nn.Module] = {}
-        for kind, path in cfg.teachers.items():
-            lt = load_model(path)
-            teachers[kind] = _frozen_copy(lt.net, device)
-            files[f"teacher_{kind}"] = f"{lt.path} sha256:{lt.config.sha256}"
-    except ModelError as e:
-        raise ConfigError(str(e)) from None
-    trainable.requires_grad_(True)
-    trainable.train()
-    frozen0 = _frozen_copy(frozen0, device)
-
-    def pick(which: str, what: str) -> nn.Module:
-        if which == "student":
-            return frozen0
-        if which not in teachers:
-            raise ConfigError(f"{what}: {which!r} is neither 'student' nor a kind with a teacher ({', '.join(teachers) or 'none given'})")
-        return teachers[which]
-
-    phi = TeacherEncoderFeatures(pick(cfg.loss.phi, "loss.phi")).to(device)
-    embed = EncoderEmbedder(pick(cfg.cluster.embedder, "cluster.embedder"), pool=cfg.cluster.pool).to(device)
-    return trainable, Frozen(frozen0, teachers, phi, embed, arch, arch_args, kinds, files)
 
 
 def load_frozen(cfg: AdaptConfig, device: torch.device) -> tuple[nn.Module, Frozen]:

@@ -61,6 +61,17 @@ class StageDataConfig:
             raise ConfigError(f"{where}: val_count >= 0 and epoch_size >= 1 required")
 
 
+def parse_teachers(spec: str | None) -> dict[str, str]:
+    """``"haze=a.json,rain=b.json"`` (``--teachers``) -> ``{"haze": "a.json", "rain": "b.json"}``."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+        kind, sep, path = part.partition("=")
+        if not sep or not kind.strip() or not path.strip():
+            raise ConfigError(f"--teachers {part!r}: use kind=PATH[,kind=PATH...]")
+        out[kind.strip()] = path.strip()
+    return out
+
+
 def degrade_registry(spec: Mapping[str, Any]) -> Any:
     """The degradation registry a ``data.degrade`` section describes (empty: the built-in one)."""
     from ..degrade import REGISTRY, Registry

@@ -25,7 +25,7 @@ from ..losses.contrast import TeacherEncoderFeatures, VGGFeatures
 from ..losses.distill import FeatureTransfer
 from ..train.config import ConfigError, ModelConfig, OptimConfig, RunConfig, ScheduleConfig, load_config
 from ..train.trainer import Trainer, ValResult
-from .common import StageDataConfig, degrade_registry, need_dir, score_items, synthetic_val_sets
+from .common import StageDataConfig, degrade_registry, need_dir, parse_teachers, score_items, synthetic_val_sets
 from .terms import needing, needs, weighted_sum
 from .transfer_losses import TEACHER_NEEDS, TERMS, TransferLossConfig, TransferStep
 from .transfer_nets import FrozenTeacher, TransferModel, load_teachers
@@ -118,51 +118,6 @@ def load_transfer_config(
     if teachers:
         cfg.teachers = dict(teachers)
     return cfg
-
-
-def parse_teachers(spec: str) -> dict[str, str]:
-    """``"haze=a.json,rain=b.json"`` -> ``{"haze": "a.json", "rain": "b.json"}``."""
-    out: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        kind, sep, path = part.partition("=")
-        if not sep or not kind.strip() or not path.strip():
-            raise ConfigError(f"--teachers {spec!r}: use kind=PATH[,kind=PATH...]")
-        out[kind.strip()] = path.strip()
-    return out
-
-
-@dataclass
-class TransferResult:
-    """What :func:`train_transfer` leaves behind."""
-
-    run_dir: Path
-    export: Path | None
-    step: int
-    metrics: dict[str, float]
-    model: "TransferModel | None" = None
-    teachers: dict[str, nn.Module] = field(default_factory=dict)
-
-
-def load_transfer_config(
-    path: str | Path | None, teachers: Mapping[str, str] | None = None, overrides: Sequence[str] = (), fixed: Mapping[str, Any] | None = None
-) -> TransferConfig:
-    """Read a transfer config; ``fixed`` (typed values) is merged over the file, overrides come
-    last; ``teachers`` (from ``--teachers``) replace the file's."""
-    cfg = load_config(TransferConfig, path, list(overrides), fixed=fixed)
-    if teachers:
-        cfg.teachers = dict(teachers)
-    return cfg
-
-
-def parse_teachers(spec: str) -> dict[str, str]:
-    """``"haze=a.json,rain=b.json"`` -> ``{"haze": "a.json", "rain": "b.json"}``."""
-    out: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        kind, sep, path = part.partition("=")
-        if not sep or not kind.strip() or not path.strip():
-            raise ConfigError(f"--teachers {spec!r}: use kind=PATH[,kind=PATH...]")
-        out[kind.strip()] = path.strip()
-    return out
 
 
 # ---------------------------------------------------------------------------- data
