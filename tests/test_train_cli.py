@@ -50,3 +50,16 @@ def test_adapt_keeps_paths_whole(tmp_path: Path) -> None:
     assert cfg["student"] == str(student)
     assert cfg["data"]["real_dir"] == str(real) and cfg["data"]["clean_dir"] == str(clean)
     assert cfg["teachers"] == {"haze": str(tmp_path / "haze #3.json")}
+
+
+def test_train_options_show_what_to_type() -> None:
+    """Options name their value (KEY=VALUE, FILE.yaml, DIR, N), not a Python type such as
+    ``<list[str]>``."""
+    runner = CliRunner()
+    for command in ("teacher", "transfer", "ablation", "show-config", "export", "adapt", "adapt-split", "pipeline"):
+        r = runner.invoke(app, ["train", command, "--help"], env={"COLUMNS": "220"})
+        assert r.exit_code == 0, r.output
+        for label in ("<list[str]>", "<str>", "<int>", "<float>"):
+            assert label not in r.output, f"train {command} --help shows {label}:\n{r.output}"
+        if "--set" in r.output:
+            assert "KEY=VALUE" in r.output, command
