@@ -102,3 +102,16 @@ def test_padded_restore_and_scores() -> None:
     items = [{"input": x[0], "target": x[0].clamp(0, 0.9)}]
     r = evaluate_net(Multiple16(), items)
     assert r["psnr"] == pytest.approx(r["input_psnr"]) and r["ssim"] == pytest.approx(r["input_ssim"])
+
+
+def test_ablation_rows_switch_term_groups_off(tmp_path: Path) -> None:
+    from uniremoval.stages.ablation import ROWS, row_config
+
+    base = TransferConfig()
+    weights = {k: {w: getattr(row_config(base, k, tmp_path).loss, w) for w in ("gt_weight", "out_weight", "feat_weight", "img_weight", "fcl_weight")} for k in ROWS}
+    assert weights["all-in-one"] == {"gt_weight": 1.0, "out_weight": 0.0, "feat_weight": 0.0, "img_weight": 0.0, "fcl_weight": 0.0}
+    assert weights["transfer"] == {"gt_weight": 1.0, "out_weight": 1.0, "feat_weight": 1.0, "img_weight": 0.0, "fcl_weight": 0.0}
+    assert weights["contrast"] == {"gt_weight": 1.0, "out_weight": 1.0, "feat_weight": 1.0, "img_weight": 0.1, "fcl_weight": 0.1}
+    base.loss.out_weight = base.loss.feat_weight = 0.0
+    with pytest.raises(ConfigError, match="loss.out_weight or loss.feat_weight > 0"):
+        row_config(base, "transfer", tmp_path)

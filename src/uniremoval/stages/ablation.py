@@ -26,13 +26,20 @@ import torch
 
 from ..train.config import ConfigError, to_dict
 from .common import evaluate_net, synthetic_val_sets
+from .terms import weights_of
 from .transfer import TransferConfig, train_transfer
+from .transfer_losses import TERMS
 
-#: Row key -> (label, loss-weight overrides).
-ROWS: dict[str, tuple[str, dict[str, float]]] = {
-    "all-in-one": ("all-in-one", {"out_weight": 0.0, "gt_weight": 1.0, "feat_weight": 0.0, "img_weight": 0.0, "fcl_weight": 0.0}),
-    "transfer": ("+ transfer", {"img_weight": 0.0, "fcl_weight": 0.0}),
-    "contrast": ("+ multi-grained contrast", {}),
+def _off(*groups: str) -> dict[str, float]:
+    """Zero weights for every stage-1 term of ``groups`` (:data:`.transfer_losses.TERMS`)."""
+    return {w: 0.0 for w in weights_of(TERMS, *groups)}
+
+
+#: Row key -> (label, loss-weight overrides, the term group the row adds: one of its terms must be on).
+ROWS: dict[str, tuple[str, dict[str, float], str]] = {
+    "all-in-one": ("all-in-one", {**_off("transfer", "contrast"), **{w: 1.0 for w in weights_of(TERMS, "supervised")}}, "supervised"),
+    "transfer": ("+ transfer", _off("contrast"), "transfer"),
+    "contrast": ("+ multi-grained contrast", {}, "contrast"),
 }
 ROW_NAMES = tuple(ROWS)
 
@@ -41,13 +48,13 @@ def row_config(base: TransferConfig, key: str, out_dir: Path) -> TransferConfig:
     """The base config with row ``key``'s loss weights and its own run folder."""
     if key not in ROWS:
         raise ConfigError(f"unknown ablation row {key!r}; known: {', '.join(ROWS)}")
+    label, overrides, adds = ROWS[key]
     cfg = copy.deepcopy(base)
-    for name, value in ROWS[key][1].items():
+    for name, value in overrides.items():
         setattr(cfg.loss, name, value)
-    if key == "transfer" and cfg.loss.out_weight == 0 and cfg.loss.feat_weight == 0:
-        raise ConfigError("the '+ transfer' row needs loss.out_weight or loss.feat_weight > 0")
-    if key == "contrast" and cfg.loss.img_weight == 0 and cfg.loss.fcl_weight == 0:
-        raise ConfigError("the contrast row needs loss.img_weight or loss.fcl_weight > 0 in the base config")
+    added = weights_of(TERMS, adds)
+    if not any(getattr(cfg.loss, w) > 0 for w in added):
+        raise ConfigError(f"the {label!r} row needs {' or '.join(f'loss.{w}' for w in added)} > 0 in the base config")
     cfg.run.name = f"ablation-{key}"
     cfg.run.out_dir = str(out_dir / "runs")
     cfg.run.export = True

@@ -34,6 +34,9 @@ class Term(Generic[C]):
     fn: Callable[[C], torch.Tensor | None]
     #: What the term needs when on, given the loss config (e.g. {"teacher_outputs"}).
     needs: Callable[[Any], frozenset[str]] = _no_needs
+    #: The family the term belongs to (e.g. stage 1's "transfer" or "contrast": ablation rows
+    #: switch whole families off).
+    group: str = ""
 
 
 def active(table: Sequence[Term[Any]], loss_cfg: Any) -> list[Term[Any]]:
@@ -52,6 +55,11 @@ def needs(table: Sequence[Term[Any]], loss_cfg: Any) -> frozenset[str]:
 def needing(table: Sequence[Term[Any]], what: str, loss_cfg: Any) -> list[str]:
     """Weight fields of the rows that need ``what`` (for messages: "set these to 0")."""
     return [t.weight for t in table if what in t.needs(loss_cfg)]
+
+
+def weights_of(table: Sequence[Term[Any]], *groups: str) -> list[str]:
+    """Weight fields of the rows in any of ``groups``."""
+    return [t.weight for t in table if t.group in groups]
 
 
 def check_weights(table: Sequence[Term[Any]], loss_cfg: Any, where: str) -> None:

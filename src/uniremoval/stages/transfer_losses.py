@@ -194,11 +194,13 @@ def _img_needs(lo: TransferLossConfig) -> frozenset[str]:
     return frozenset(phi | ({"teacher_outputs"} if lo.img_positive != "target" else set()))
 
 
-#: Stage 1's terms, in the order they are summed.
+#: Stage 1's terms, in the order they are summed. Groups: "supervised" (ground truth),
+#: "transfer" (from the teachers), "contrast" (multi-grained contrast); the ablation rows
+#: switch whole groups off.
 TERMS: tuple[Term[TransferStep], ...] = (
-    Term("gt", "gt_weight", gt_term),
-    Term("out", "out_weight", out_term, lambda lo: frozenset({"teacher_outputs"})),
-    Term("feat", "feat_weight", feat_term, lambda lo: frozenset({"features"})),
-    Term("img", "img_weight", img_term, _img_needs),
-    Term("fcl", "fcl_weight", fcl_term, lambda lo: frozenset({"features"})),
+    Term("gt", "gt_weight", gt_term, group="supervised"),
+    Term("out", "out_weight", out_term, lambda lo: frozenset({"teacher_outputs"}), "transfer"),
+    Term("feat", "feat_weight", feat_term, lambda lo: frozenset({"features"}), "transfer"),
+    Term("img", "img_weight", img_term, _img_needs, "contrast"),
+    Term("fcl", "fcl_weight", fcl_term, lambda lo: frozenset({"features"}), "contrast"),
 )
