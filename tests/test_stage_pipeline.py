@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -184,3 +185,46 @@ def test_cli_dry_run_and_bad_config(world: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
     r = CliRunner().invoke(app, args + ["--set", "adapt.set=[gan.nope=1]"])
     assert r.exit_code == 2 and "nope" in r.output
+
+
+def test_stage_configs_keep_folder_names_whole(world: Path, tmp_path: Path) -> None:
+    """The pipeline hands its folders to the stages as values, not as ``key=value`` text that is
+    read as YAML again: `` #2`` would start a comment, ``: `` a mapping."""
+    odd = tmp_path / "my photos #2"
+    shutil.copytree(world / "clean", odd)
+    out = tmp_path / "out: x #3"
+    sets = [f"clean_dir={json.dumps(str(odd))}", f"val_dir={world / 'val'}", f"real_dir={world / 'real'}", f"out_dir={json.dumps(str(out))}"]
+    cfg = load_pipeline_config(world / "pipeline.yaml", sets)
+    assert cfg.clean_dir == str(odd) and cfg.out_dir == str(out)
+    stages = stage_configs(cfg)
+    for name, sc in stages.items():
+        assert sc.data.clean_dir == str(odd), name
+        assert sc.run.out_dir == str(out / "runs"), name
+    assert stages["adapt"].data.real_dir == str(out / "split" / "train")
+    assert stages["adapt"].student == str(out / "runs" / "transfer" / "export" / "transfer.json")
+    assert stages["transfer"].teachers["haze"] == str(out / "runs" / "teacher-haze" / "export" / "teacher-haze.json")
+
+
+def test_export_recorded_under_old_key_names_is_done(world: Path, tmp_path: Path) -> None:
+    """An export whose recorded stage config says ``data.batch_size`` (the old name of
+    ``data.images_per_step``) still counts as done when the values are the same."""
+    from uniremoval import nets
+    from uniremoval.modelfile import save_model
+    from uniremoval.stages.pipeline import stage_done
+    from uniremoval.train.config import to_dict
+
+    cfg = load_pipeline_config(world / "pipeline.yaml", _sets(world, tmp_path / "o"))
+    tc = stage_configs(cfg)["transfer"]
+    path = Path(tc.run.out_dir) / tc.run.name / "export" / f"{tc.run.name}.json"
+    net = nets.build(tc.model.arch, **tc.model.args)
+
+    def export(recorded: dict) -> None:  # type: ignore[type-arg]
+        save_model(net, path, tc.model.arch, dict(tc.model.args), list(tc.teachers), {"stage_config": recorded})
+
+    old = to_dict(tc)
+    old["data"]["batch_size"] = old["data"].pop("images_per_step")
+    export(old)
+    assert stage_done(tc) == path
+    old["data"]["batch_size"] += len(tc.teachers)
+    export(old)
+    assert stage_done(tc) is None

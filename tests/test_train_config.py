@@ -169,14 +169,14 @@ def test_model_init_starts_from_a_model_file_and_refuses_another_architecture(tm
 
 
 def test_amp_auto_is_bf16_only_on_cpus_with_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
-    import uniremoval.infer as infer
+    import uniremoval.train.amp as amp
     from uniremoval.train.trainer import resolve_amp
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(infer, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(amp, "cpu_has_fast_bf16", lambda: True)
     assert resolve_amp("auto", cpu) is torch.bfloat16
     assert resolve_amp("off", cpu) is None
-    monkeypatch.setattr(infer, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(amp, "cpu_has_fast_bf16", lambda: False)
     assert resolve_amp("auto", cpu) is None  # emulated bf16 would be slower than fp32
     assert resolve_amp("bf16", cpu) is torch.bfloat16  # forced, whatever the CPU
     assert resolve_amp("auto", torch.device("cuda")) is torch.float16

@@ -16,7 +16,11 @@ from rich.console import Console
 
 train_app = typer.Typer(
     no_args_is_help=True,
-    help="Train the method's networks (stage 0: specialist teachers; stage 1: transfer to one student).",
+    help=(
+        "Train the method's networks: teacher (stage 0, one specialist per kind), transfer (stage 1, one "
+        "student from the teachers), adapt (stage 2, the student on real photos), pipeline (all of it, "
+        "resumable), ablation (stage-1 ablation rows)."
+    ),
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True, highlight=False)
@@ -52,10 +56,10 @@ def _run_stage(load: Callable[[], Any], train: Callable[[Any], Any], dry_run: bo
 
 @train_app.command()
 def teacher(
-    kind: str = typer.Option(..., "--kind", "-k", help="Degradation kind this teacher removes (haze, rain, blur, or any registered kind)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Experiment YAML (e.g. configs/teacher.yaml)."),
-    set_: List[str] = typer.Option([], "--set", "-s", help=SET_HELP),
-    steps: Optional[int] = typer.Option(None, help="Shortcut for --set run.steps=N."),
+    kind: str = typer.Option(..., "--kind", "-k", metavar="KIND", help="Degradation kind this teacher removes (haze, rain, blur, or any registered kind)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE.yaml", help="Experiment YAML (e.g. configs/teacher.yaml)."),
+    set_: List[str] = typer.Option([], "--set", "-s", metavar="KEY=VALUE", help=SET_HELP),
+    steps: Optional[int] = typer.Option(None, "--steps", metavar="N", help="Shortcut for --set run.steps=N."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
 ) -> None:
     """Train (or resume) a specialist teacher for one degradation kind; export its EMA weights."""
@@ -69,10 +73,10 @@ def teacher(
 
 @train_app.command()
 def transfer(
-    teachers: Optional[str] = typer.Option(None, "--teachers", "-t", help="Teacher model files per kind: haze=PATH,rain=PATH,blur=PATH (replaces the config's teachers)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Experiment YAML (e.g. configs/transfer.yaml)."),
-    set_: List[str] = typer.Option([], "--set", "-s", help=SET_HELP),
-    steps: Optional[int] = typer.Option(None, help="Shortcut for --set run.steps=N."),
+    teachers: Optional[str] = typer.Option(None, "--teachers", "-t", metavar="KIND=PATH,...", help="Teacher model files per kind: haze=PATH,rain=PATH,blur=PATH (replaces the config's teachers)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE.yaml", help="Experiment YAML (e.g. configs/transfer.yaml)."),
+    set_: List[str] = typer.Option([], "--set", "-s", metavar="KEY=VALUE", help=SET_HELP),
+    steps: Optional[int] = typer.Option(None, "--steps", metavar="N", help="Shortcut for --set run.steps=N."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
 ) -> None:
     """Stage 1: train (or resume) one student from frozen teachers; export the student."""
@@ -89,15 +93,15 @@ def transfer(
 
 @train_app.command()
 def ablation(
-    teachers: str = typer.Option(..., "--teachers", "-t", help="Teacher model files per kind: haze=PATH,rain=PATH,blur=PATH."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Base transfer YAML shared by every row (e.g. configs/ablation.yaml)."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the rows' runs and the table (reruns resume)."),
-    set_: List[str] = typer.Option([], "--set", "-s", help=SET_HELP),
-    rows: Optional[str] = typer.Option(None, help="Comma-separated subset of rows (default: all-in-one,transfer,contrast)."),
-    eval_dir: Optional[Path] = typer.Option(None, help="Clean photos of the fixed evaluation set (default: data.val_dir)."),
-    eval_count: int = typer.Option(14, help="Evaluation pairs per kind."),
-    eval_crop: int = typer.Option(256, help="Side of the evaluation crops."),
-    eval_seed: int = typer.Option(2023, help="Seed of the evaluation pairs."),
+    teachers: str = typer.Option(..., "--teachers", "-t", metavar="KIND=PATH,...", help="Teacher model files per kind: haze=PATH,rain=PATH,blur=PATH."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE.yaml", help="Base transfer YAML shared by every row (e.g. configs/ablation.yaml)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Folder for the rows' runs and the table (reruns resume)."),
+    set_: List[str] = typer.Option([], "--set", "-s", metavar="KEY=VALUE", help=SET_HELP),
+    rows: Optional[str] = typer.Option(None, "--rows", metavar="ROW,...", help="Comma-separated subset of rows (default: all-in-one,transfer,contrast)."),
+    eval_dir: Optional[Path] = typer.Option(None, "--eval-dir", metavar="DIR", help="Clean photos of the fixed evaluation set (default: data.val_dir)."),
+    eval_count: int = typer.Option(14, "--eval-count", metavar="N", help="Evaluation pairs per kind."),
+    eval_crop: int = typer.Option(256, "--eval-crop", metavar="PIXELS", help="Side of the evaluation crops."),
+    eval_seed: int = typer.Option(2023, "--eval-seed", metavar="N", help="Seed of the evaluation pairs."),
 ) -> None:
     """Train the stage-1 ablation rows with equal data and steps; write a per-kind Markdown table."""
     from ..train.config import ConfigError
@@ -117,9 +121,9 @@ def ablation(
 
 @train_app.command("show-config")
 def show_config(
-    config: Optional[Path] = typer.Argument(None, help="Experiment YAML (default: built-in defaults)."),
-    kind: Optional[str] = typer.Option(None, "--kind", "-k"),
-    set_: List[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    config: Optional[Path] = typer.Argument(None, metavar="[FILE.yaml]", help="Experiment YAML (default: built-in defaults)."),
+    kind: Optional[str] = typer.Option(None, "--kind", "-k", metavar="KIND", help="Degradation kind (replaces the file's)."),
+    set_: List[str] = typer.Option([], "--set", "-s", metavar="KEY=VALUE", help=SET_HELP),
 ) -> None:
     """Validate a teacher config and print it fully resolved (defaults filled in)."""
     from ..train.config import ConfigError, dump_yaml
@@ -134,8 +138,8 @@ def show_config(
 
 @train_app.command("export")
 def export(
-    run_dir: Path = typer.Argument(..., help="A run folder (holds config.yaml and ckpt/)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Model .json to write (default: RUN/export/NAME-STEP.json)."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder (holds config.yaml and ckpt/)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FILE.json", help="Model .json to write (default: RUN/export/NAME-STEP.json)."),
     best: bool = typer.Option(False, "--best", help="Export the best validated weights instead of the last checkpoint."),
     raw: bool = typer.Option(False, "--raw", help="Export the raw weights instead of the EMA."),
     half: bool = typer.Option(False, "--half", help="Store fp16 weights."),
@@ -153,6 +157,9 @@ def export(
     except ConfigError as e:
         raise _fail(str(e), 2)
     path = run_dir / "ckpt" / ("best.pt" if best else "last.pt")
+    if not path.is_file() and best and (run_dir / "ckpt" / "last.pt").is_file():
+        # best.pt is the best *validated* state: a run without validation never writes one.
+        raise _fail(f"{path}: none, as this run never validated (no data.val_dir); export the last checkpoint (without --best)")
     if not path.is_file():
         raise _fail(f"{path}: no such checkpoint")
     state = ckpt.load(path)
@@ -172,25 +179,28 @@ def export(
 
 @train_app.command("adapt")
 def adapt(
-    student: Optional[str] = typer.Option(None, "--student", help="Model file of the student to adapt (stage 1's export)."),
-    real: Optional[Path] = typer.Option(None, "--real", help="Real degraded photos (hazy/, rain/, blur/ subfolders give the kind; others are unlabelled)."),
-    clean: Optional[Path] = typer.Option(None, "--clean", help="Clean photos (the discriminator's 'real' class; also synthetic replay unless data.synthetic_dir is set)."),
-    teachers: Optional[str] = typer.Option(None, "--teachers", help="haze=PATH,rain=PATH,...: pseudo-targets for real photos of known kind (optional)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Experiment YAML (e.g. configs/adapt.yaml)."),
-    set_: List[str] = typer.Option([], "--set", "-s", help=SET_HELP),
-    steps: Optional[int] = typer.Option(None, help="Shortcut for --set run.steps=N."),
+    student: Optional[str] = typer.Option(None, "--student", metavar="FILE.json", help="Model file of the student to adapt (stage 1's export)."),
+    real: Optional[Path] = typer.Option(None, "--real", metavar="DIR", help="Real degraded photos (hazy/, rain/, blur/ subfolders give the kind; others are unlabelled)."),
+    clean: Optional[Path] = typer.Option(None, "--clean", metavar="DIR", help="Clean photos (the discriminator's 'real' class; also synthetic replay unless data.synthetic_dir is set)."),
+    teachers: Optional[str] = typer.Option(None, "--teachers", metavar="KIND=PATH,...", help="haze=PATH,rain=PATH,...: pseudo-targets for real photos of known kind (optional)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE.yaml", help="Experiment YAML (e.g. configs/adapt.yaml)."),
+    set_: List[str] = typer.Option([], "--set", "-s", metavar="KEY=VALUE", help=SET_HELP),
+    steps: Optional[int] = typer.Option(None, "--steps", metavar="N", help="Shortcut for --set run.steps=N."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
 ) -> None:
     """Stage 2: adapt a student to unpaired real photos (GAN + extended and cluster contrast + synthetic replay); resumable."""
     from ..stages.adapt import load_adapt_config, parse_teachers, train_adapt
 
-    pre = [f"student={student}"] if student else []
-    pre += [f"data.real_dir={real}"] if real else []
-    pre += [f"data.clean_dir={clean}"] if clean else []
+    # Typed values, not "key=value" text: a path holding " #" or ": " must not be read as YAML.
+    fixed: dict[str, Any] = {"student": student} if student else {}
+    folders = {k: str(v) for k, v in (("real_dir", real), ("clean_dir", clean)) if v}
+    if folders:
+        fixed["data"] = folders
 
     def load() -> Any:
-        teacher_sets = [f"teachers.{k}={v}" for k, v in parse_teachers(teachers).items()]
-        return load_adapt_config(config, pre + teacher_sets + list(set_) + ([f"run.steps={steps}"] if steps is not None else []))
+        if teachers:
+            fixed["teachers"] = parse_teachers(teachers)
+        return load_adapt_config(config, list(set_) + ([f"run.steps={steps}"] if steps is not None else []), fixed=fixed)
 
     done = _run_stage(load, train_adapt, dry_run)
     if done is not None and done[1].export is not None:
@@ -200,10 +210,10 @@ def adapt(
 
 @train_app.command("adapt-split")
 def adapt_split(
-    real: Path = typer.Argument(..., help="Folder of real photos (kind subfolders kept)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Writes OUT/train, OUT/heldout (links) and OUT/split.json."),
-    holdout: float = typer.Option(0.25, help="Share of each kind folder held out."),
-    seed: int = typer.Option(0, help="Seed of the hash ranking."),
+    real: Path = typer.Argument(..., metavar="REAL_DIR", help="Folder of real photos (kind subfolders kept)."),
+    output: Path = typer.Option(..., "-o", "--output", metavar="DIR", help="Writes OUT/train, OUT/heldout (links) and OUT/split.json."),
+    holdout: float = typer.Option(0.25, "--holdout", metavar="SHARE", help="Share of each kind folder held out."),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Seed of the hash ranking."),
     copy: bool = typer.Option(False, "--copy", help="Copy files instead of linking them."),
 ) -> None:
     """Split real photos deterministically into train / held-out (per kind, by seeded name hash)."""
@@ -220,8 +230,8 @@ def adapt_split(
 
 @train_app.command("pipeline")
 def pipeline(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Pipeline YAML (e.g. configs/default/pipeline.yaml)."),
-    set_: List[str] = typer.Option([], "--set", "-s", help=SET_HELP + " Paths: clean_dir, val_dir, real_dir, out_dir; teachers.haze=PATH skips that teacher."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE.yaml", help="Pipeline YAML (e.g. configs/default/pipeline.yaml)."),
+    set_: List[str] = typer.Option([], "--set", "-s", metavar="KEY=VALUE", help=SET_HELP + " Paths: clean_dir, val_dir, real_dir, out_dir; teachers.haze=PATH skips that teacher."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved pipeline config and every stage's config, and exit."),
 ) -> None:
     """The whole method in one resumable command: real-photo split, teachers, transfer,

@@ -1,6 +1,6 @@
 """Stage-1 ablation runner: equal data and step budget per row, evaluated per kind.
 
-Rows (METHOD.md, "What the project must show"):
+Rows (docs/method.md, "What the project must show"):
 
 | key | row | loss |
 |---|---|---|
@@ -25,13 +25,21 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..train.config import ConfigError, to_dict
-from .transfer import TransferConfig, evaluate_net, train_transfer, validation_items
+from .common import evaluate_net, synthetic_val_sets
+from .terms import weights_of
+from .transfer import TransferConfig, train_transfer
+from .transfer_losses import TERMS
 
-#: Row key -> (label, loss-weight overrides).
-ROWS: dict[str, tuple[str, dict[str, float]]] = {
-    "all-in-one": ("all-in-one", {"out_weight": 0.0, "gt_weight": 1.0, "feat_weight": 0.0, "img_weight": 0.0, "fcl_weight": 0.0}),
-    "transfer": ("+ transfer", {"img_weight": 0.0, "fcl_weight": 0.0}),
-    "contrast": ("+ multi-grained contrast", {}),
+def _off(*groups: str) -> dict[str, float]:
+    """Zero weights for every stage-1 term of ``groups`` (:data:`.transfer_losses.TERMS`)."""
+    return {w: 0.0 for w in weights_of(TERMS, *groups)}
+
+
+#: Row key -> (label, loss-weight overrides, the term group the row adds: one of its terms must be on).
+ROWS: dict[str, tuple[str, dict[str, float], str]] = {
+    "all-in-one": ("all-in-one", {**_off("transfer", "contrast"), **{w: 1.0 for w in weights_of(TERMS, "supervised")}}, "supervised"),
+    "transfer": ("+ transfer", _off("contrast"), "transfer"),
+    "contrast": ("+ multi-grained contrast", {}, "contrast"),
 }
 ROW_NAMES = tuple(ROWS)
 
@@ -40,13 +48,13 @@ def row_config(base: TransferConfig, key: str, out_dir: Path) -> TransferConfig:
     """The base config with row ``key``'s loss weights and its own run folder."""
     if key not in ROWS:
         raise ConfigError(f"unknown ablation row {key!r}; known: {', '.join(ROWS)}")
+    label, overrides, adds = ROWS[key]
     cfg = copy.deepcopy(base)
-    for name, value in ROWS[key][1].items():
+    for name, value in overrides.items():
         setattr(cfg.loss, name, value)
-    if key == "transfer" and cfg.loss.out_weight == 0 and cfg.loss.feat_weight == 0:
-        raise ConfigError("the '+ transfer' row needs loss.out_weight or loss.feat_weight > 0")
-    if key == "contrast" and cfg.loss.img_weight == 0 and cfg.loss.fcl_weight == 0:
-        raise ConfigError("the contrast row needs loss.img_weight or loss.fcl_weight > 0 in the base config")
+    added = weights_of(TERMS, adds)
+    if not any(getattr(cfg.loss, w) > 0 for w in added):
+        raise ConfigError(f"the {label!r} row needs {' or '.join(f'loss.{w}' for w in added)} > 0 in the base config")
     cfg.run.name = f"ablation-{key}"
     cfg.run.out_dir = str(out_dir / "runs")
     cfg.run.export = True
@@ -105,7 +113,7 @@ def run_ablation(
     exports: dict[str, Path] = {}
     for key in rows:
         cfg = row_config(base, key, out)
-        log(f"== row {ROWS[key][0]}: {cfg.run.steps} steps, batch {cfg.data.batch_size}, crop {cfg.data.crop}")
+        log(f"== row {ROWS[key][0]}: {cfg.run.steps} steps, {cfg.data.images_per_step} images a step, crop {cfg.data.crop}")
         t0 = time.perf_counter()
         res = train_transfer(cfg)
         timing[key] = timing.get(key, 0.0) + (time.perf_counter() - t0)
@@ -114,7 +122,7 @@ def run_ablation(
             raise RuntimeError(f"row {key} did not finish")
         exports[key] = res.export
 
-    items = validation_items(eval_dir, kinds, eval_count, eval_crop, eval_seed)
+    items = synthetic_val_sets(eval_dir, kinds, eval_count, eval_crop, eval_seed)
     results: dict[str, Any] = {"rows": []}
     inputs = {k: evaluate_net(torch.nn.Identity(), v) for k, v in items.items()}
     results["rows"].append({"key": "input", "label": "input", "per_kind": {k: {"psnr": r["input_psnr"], "ssim": r["input_ssim"]} for k, r in inputs.items()}})
@@ -136,7 +144,7 @@ def run_ablation(
         {
             "kinds": kinds,
             "eval": {"dir": str(eval_dir), "per_kind": eval_count, "crop": eval_crop, "seed": eval_seed, "metrics": "PSNR/SSIM on RGB, no border crop"},
-            "budget": {"steps": base.run.steps, "batch_size": base.data.batch_size, "crop": base.data.crop, "student": base.model.arch, "amp": base.run.amp},
+            "budget": {"steps": base.run.steps, "images_per_step": base.data.images_per_step, "crop": base.data.crop, "student": base.model.arch, "amp": base.run.amp},
             "hardware": {"machine": platform.machine(), "processor": platform.processor(), "torch": torch.__version__, "threads": torch.get_num_threads()},
             "base_config": to_dict(base),
         }

@@ -25,203 +25,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..train.config import ConfigError, dump_yaml, load_config, to_dict
-
-#: Kinds the default pipeline trains (one teacher each).
-DEFAULT_KINDS = ["haze", "rain", "blur"]
-
-
-@dataclass
-class StageRef:
-    """One stage's experiment YAML and extra overrides (applied after the pipeline's own)."""
-
-    #: Stage YAML; a relative path is looked up next to the pipeline YAML first, then in the cwd.
-    config: str | None = None
-    set: list[str] = field(default_factory=list)
-
-
-@dataclass
-class SplitConfig:
-    """How the real photos are split (see :mod:`.realsplit`)."""
-
-    holdout: float = 0.25
-    seed: int = 0
-    #: Copy files instead of symlinking them (for file systems without links).
-    copy: bool = False
-
-    def validate(self, where: str) -> None:
-        if not 0.0 < self.holdout < 1.0:
-            raise ConfigError(f"{where}.holdout: must be in (0, 1)")
-
-
-@dataclass
-class EvalConfig:
-    """The final evaluation: fixed synthetic pairs per kind from ``val_dir`` + held-out real photos."""
-
-    count: int = 8
-    crop: int = 256
-    seed: int = 2023
-    #: Evaluation device for the models ("auto", "cpu", "cuda").
-    device: str = "auto"
-    #: Evaluate the held-out real photos (NIQE/BRISQUE/PIQE).
-    real: bool = True
-    #: Include the dark-channel-prior baseline row (slow on large real photos).
-    dcp: bool = True
-
-    def validate(self, where: str) -> None:
-        if self.count < 1 or self.crop < 16:
-            raise ConfigError(f"{where}: count >= 1 and crop >= 16 required")
-
-
-@dataclass
-class FinalConfig:
-    """Where the shipped model goes and in what precision."""
-
-    name: str = "default"
-    #: Store fp16 weights when the fp32 weights file is larger than this many MB.
-    half_over_mb: float = 20.0
-    #: Which student ships: ``adapt`` (stage 2, the method's end point) or ``transfer``
-    #: (stage 1), for budgets where adaptation costs more than it gives; both are evaluated.
-    stage: str = "adapt"
-
-    def validate(self, where: str) -> None:
-        if self.stage not in ("adapt", "transfer"):
-            raise ConfigError(f"{where}: final.stage must be adapt or transfer, not {self.stage!r}")
-
-
-@dataclass
-class PipelineConfig:
-    """The default-model pipeline: data folders, stage configs, evaluation, output."""
-
-    #: Clean photos (synthetic pairs for every stage; the discriminator's clean class).
-    clean_dir: str | None = None
-    #: Clean photos of the fixed synthetic validation and evaluation sets.
-    val_dir: str | None = None
-    #: Real degraded photos with hazy/ rain/ blur/ subfolders (split into train / held-out).
-    real_dir: str | None = None
-    #: Everything is written under this folder (runs/, split/, report/, final/).
-    out_dir: str = "runs/default"
-    kinds: list[str] = field(default_factory=lambda: list(DEFAULT_KINDS))
-    #: Pre-trained teachers (kind -> model file): stage 0 is skipped for these kinds.
-    teachers: dict[str, str] = field(default_factory=dict)
-    teacher: StageRef = field(default_factory=StageRef)
-    #: Per-kind teacher overrides, applied after ``teacher.set`` (e.g. blur: [run.steps=900]).
-    teacher_kind_set: dict[str, list[str]] = field(default_factory=dict)
-    transfer: StageRef = field(default_factory=StageRef)
-    adapt: StageRef = field(default_factory=StageRef)
-    split: SplitConfig = field(default_factory=SplitConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    final: FinalConfig = field(default_factory=FinalConfig)
-    #: Folder of the pipeline YAML (set on load; resolves relative stage config paths).
-    base_dir: str | None = None
-
-    def validate(self, where: str) -> None:
-        if not self.kinds or len(set(self.kinds)) != len(self.kinds):
-            raise ConfigError(f"{where}.kinds: need distinct kinds")
-        extra = sorted(set(self.teachers) - set(self.kinds))
-        if extra:
-            raise ConfigError(f"{where}.teachers: kinds {', '.join(extra)} are not in kinds")
-
-
-def load_pipeline_config(path: str | Path | None, overrides: Sequence[str] = ()) -> PipelineConfig:
-    """Read a pipeline YAML with ``--set`` overrides; checks the data folders and stage YAMLs exist."""
-    cfg = load_config(PipelineConfig, path, list(overrides))
-    if path is not None and cfg.base_dir is None:
-        cfg.base_dir = str(Path(path).resolve().parent)
-    for key in ("clean_dir", "val_dir", "real_dir"):
-        value = getattr(cfg, key)
-        if not value:
-            raise ConfigError(f"{key}: not set (use --set {key}=PATH)")
-        if not Path(value).expanduser().is_dir():
-            raise ConfigError(f"{key}: {value} is not a folder")
-    for name in ("teacher", "transfer", "adapt"):
-        ref: StageRef = getattr(cfg, name)
-        if ref.config is not None:
-            ref.config = str(_stage_yaml(cfg, ref.config, name))
-    for kind, p in cfg.teachers.items():
-        if not Path(p).expanduser().is_file():
-            raise ConfigError(f"teachers.{kind}: {p} is not a file")
-    stage_configs(cfg)  # fail now, not after the teachers trained, on a bad stage YAML or override
-    return cfg
-
-
-def _stage_yaml(cfg: PipelineConfig, value: str, name: str) -> Path:
-    """A stage YAML path: as given if absolute, else next to the pipeline YAML, else from the cwd."""
-    p = Path(value).expanduser()
-    candidates = [p] if p.is_absolute() else ([Path(cfg.base_dir) / p] if cfg.base_dir else []) + [p]
-    for c in candidates:
-        if c.is_file():
-            return c.resolve()
-    raise ConfigError(f"{name}.config: {value} not found (looked in {', '.join(str(c) for c in candidates)})")
-
-
-# ---------------------------------------------------------------------------- stage configs
-
-
-def _out(cfg: PipelineConfig) -> Path:
-    return Path(cfg.out_dir).expanduser()
-
-
-def teacher_config(cfg: PipelineConfig, kind: str) -> Any:
-    """Stage-0 config of ``kind``: its YAML, then the pipeline's folders, then the user's overrides."""
-    from .teacher import load_teacher_config
-
-    pre = [f"run.name=teacher-{kind}", f"run.out_dir={_out(cfg) / 'runs'}", f"data.clean_dir={cfg.clean_dir}", f"data.val_dir={cfg.val_dir}"]
-    return load_teacher_config(cfg.teacher.config, kind=kind, overrides=pre + cfg.teacher.set + cfg.teacher_kind_set.get(kind, []))
-
-
-def transfer_config(cfg: PipelineConfig, teachers: dict[str, str]) -> Any:
-    """Stage-1 config: teachers = ``teachers`` (kind -> export), the pipeline's folders."""
-    from .transfer import load_transfer_config
-
-    pre = ["run.name=transfer", f"run.out_dir={_out(cfg) / 'runs'}", f"data.clean_dir={cfg.clean_dir}", f"data.val_dir={cfg.val_dir}"]
-    tc = load_transfer_config(cfg.transfer.config, None, pre + cfg.transfer.set)
-    tc.teachers = {k: teachers[k] for k in cfg.kinds}  # kinds' order = the student's kinds order
-    return tc
-
-
-def adapt_config(cfg: PipelineConfig, student: str, teachers: dict[str, str]) -> Any:
-    """Stage-2 config: student = stage 1's export, real = the split's train side."""
-    from .adapt import load_adapt_config
-
-    pre = [
-        "run.name=adapt", f"run.out_dir={_out(cfg) / 'runs'}", f"student={student}",
-        f"data.real_dir={_out(cfg) / 'split' / 'train'}", f"data.clean_dir={cfg.clean_dir}", f"data.val_dir={cfg.val_dir}",
-        f"data.kinds={json.dumps(list(cfg.kinds))}",
-    ] + [f"teachers.{k}={v}" for k, v in teachers.items()]
-    return load_adapt_config(cfg.adapt.config, pre + cfg.adapt.set)
-
-
-def stage_configs(cfg: PipelineConfig) -> dict[str, Any]:
-    """Every stage's resolved config, with placeholder paths for exports that do not exist yet
-    (``OUT/runs/<stage>/export/...``): validates all stage YAMLs and overrides before hours of
-    training, and is what ``--dry-run`` prints."""
-    runs = _out(cfg) / "runs"
-    teachers = {k: cfg.teachers.get(k, str(runs / f"teacher-{k}" / "export" / f"teacher-{k}.json")) for k in cfg.kinds}
-    out: dict[str, Any] = {f"teacher-{k}": teacher_config(cfg, k) for k in cfg.kinds if k not in cfg.teachers}
-    out["transfer"] = transfer_config(cfg, teachers)
-    out["adapt"] = adapt_config(cfg, str(_export_path(out["transfer"])), teachers)
-    return out
-
-
-def _export_path(stage_cfg: Any) -> Path:
-    """Where a stage's trainer writes its export (``RUN/export/<name>.json``)."""
-    return Path(stage_cfg.run.out_dir).expanduser() / stage_cfg.run.name / "export" / f"{stage_cfg.run.name}.json"
+from ..train.config import ConfigError, dump_yaml, from_dict, to_dict
+from .pipeline_config import (
+    DEFAULT_KINDS, EvalConfig, FinalConfig, PipelineConfig, SplitConfig, StageRef, adapt_config, export_path,
+    load_pipeline_config, out_dir, stage_configs, teacher_config, transfer_config,
+)
 
 
 def stage_done(stage_cfg: Any) -> Path | None:
     """The stage's export when it exists and was made with exactly ``stage_cfg``; else None."""
     from ..modelfile import ModelError, read_config
 
-    path = _export_path(stage_cfg)
+    path = export_path(stage_cfg)
     if not path.is_file():
         return None
     try:
         recorded = (read_config(path)[0].provenance or {}).get("stage_config")
     except (ModelError, OSError, ValueError):
         return None
+    if not isinstance(recorded, dict):
+        return None
+    try:
+        # Read back as a config, so a key recorded under an older name compares as today's.
+        recorded = to_dict(from_dict(type(stage_cfg), recorded))
+    except ConfigError:
+        return None
     # Through JSON so tuples/lists and int/float spellings compare like the recorded copy.
-    return path if recorded == json.loads(json.dumps(to_dict(stage_cfg))) else None
+    return path if json.loads(json.dumps(recorded)) == json.loads(json.dumps(to_dict(stage_cfg))) else None
 
 
 # ---------------------------------------------------------------------------- the run
@@ -256,7 +86,7 @@ def run_pipeline(
     from .transfer import train_transfer
 
     stop_after = stop_after or {}
-    out = _out(cfg)
+    out = out_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline.yaml").write_text(dump_yaml(cfg))
     res = PipelineResult(out, {})
@@ -273,7 +103,7 @@ def run_pipeline(
             log(f"== teacher {kind}: given, {res.teachers[kind]}")
             continue
         tc = teacher_config(cfg, kind)
-        detail = f"{tc.run.steps} steps ({tc.model.arch}, crop {tc.data.crop}, batch {tc.data.batch_size})"
+        detail = f"{tc.run.steps} steps ({tc.model.arch}, crop {tc.data.crop}, {tc.data.images_per_step} images a step)"
         done = _run_stage(f"teacher-{kind}", f"teacher {kind}", tc, train_teacher, detail, res, stop_after, log)
         if done is None:
             return res
@@ -281,14 +111,14 @@ def run_pipeline(
 
     # 3. transfer.
     tc = transfer_config(cfg, res.teachers)
-    detail = f"{tc.run.steps} steps (batch {tc.data.batch_size}, crop {tc.data.crop})"
+    detail = f"{tc.run.steps} steps ({tc.data.images_per_step} images a step, crop {tc.data.crop})"
     res.transfer = _run_stage("transfer", "transfer", tc, train_transfer, detail, res, stop_after, log)
     if res.transfer is None:
         return res
 
     # 4. adaptation.
     ac = adapt_config(cfg, str(res.transfer.resolve()), res.teachers)
-    detail = f"{ac.run.steps} steps (batch {ac.data.batch_size}, crop {ac.data.crop})"
+    detail = f"{ac.run.steps} steps ({ac.data.triplets_per_step} triplets a step, crop {ac.data.crop})"
     res.adapt = _run_stage("adapt", "adapt", ac, train_adapt, detail, res, stop_after, log)
     if res.adapt is None:
         return res
@@ -307,7 +137,7 @@ def ensure_split(cfg: PipelineConfig) -> bool:
     """Write ``OUT/split`` unless a split of the same folder, share and seed is there; True if written."""
     from .realsplit import write_split
 
-    split = _out(cfg) / "split"
+    split = out_dir(cfg) / "split"
     manifest = split / "split.json"
     root = Path(cfg.real_dir).expanduser()  # type: ignore[arg-type]
     if manifest.is_file():
@@ -341,9 +171,9 @@ def write_pairs(sets: Mapping[str, Sequence[dict[str, Any]]], dest: Path) -> lis
 
 def _synthetic_set(cfg: PipelineConfig, dest: Path) -> list[Any]:
     """The fixed synthetic evaluation pairs (``eval.count`` per kind, seeded), as PNGs."""
-    from .transfer import validation_items
+    from .common import synthetic_val_sets
 
-    return write_pairs(validation_items(cfg.val_dir, cfg.kinds, cfg.eval.count, cfg.eval.crop, cfg.eval.seed), dest)  # type: ignore[arg-type]
+    return write_pairs(synthetic_val_sets(cfg.val_dir, cfg.kinds, cfg.eval.count, cfg.eval.crop, cfg.eval.seed), dest)  # type: ignore[arg-type]
 
 
 def evaluate_pipeline(
@@ -358,7 +188,7 @@ def evaluate_pipeline(
     from ..evaluate import Method, evaluate_set, load_method, per_kind_method, real_items
     from ..modelfile import read_config
 
-    report = _out(cfg) / "report"
+    report = out_dir(cfg) / "report"
     models = {"teachers": teachers, "stage1": str(transfer), "stage2": str(adapted)}
     sums = {k: read_config(p)[0].sha256 for k, p in [*teachers.items(), ("stage1", transfer), ("stage2", adapted)]}
     stamp = {"eval": to_dict(cfg.eval), "val_dir": cfg.val_dir, "models": models, "sha256": sums, "shipped": cfg.final.stage}
@@ -387,7 +217,7 @@ def evaluate_pipeline(
     parts.append(f"## Synthetic pairs from `{cfg.val_dir}` ({cfg.eval.count} per kind, crop {cfg.eval.crop}, seed {cfg.eval.seed})\n")
     parts.append((report / "paired_summary.md").read_text())
     if cfg.eval.real:
-        held = _out(cfg) / "split" / "heldout"
+        held = out_dir(cfg) / "split" / "heldout"
         # Real photos of a kind without a teacher (e.g. unknown/) only get the single-model rows.
         ritems = [it for it in real_items(held) if it.kind in cfg.kinds]
         if ritems:
@@ -424,7 +254,7 @@ def ship_final(cfg: PipelineConfig, adapted: Path, inputs: dict[str, Any]) -> Pa
     mc, json_path = read_config(adapted)
     weights = json_path.parent / mc.weights
     half = weights.stat().st_size > cfg.final.half_over_mb * 1e6
-    dest = _out(cfg) / "final" / f"{cfg.final.name}.json"
+    dest = out_dir(cfg) / "final" / f"{cfg.final.name}.json"
     if dest.is_file() and (read_config(dest)[0].provenance or {}).get("source_sha256") == mc.sha256:
         return dest  # already shipped from these weights
     m = load_model(adapted)
@@ -436,5 +266,6 @@ def ship_final(cfg: PipelineConfig, adapted: Path, inputs: dict[str, Any]) -> Pa
 __all__ = [
     "PipelineConfig", "PipelineResult", "StageRef", "SplitConfig", "EvalConfig", "FinalConfig",
     "load_pipeline_config", "run_pipeline", "stage_configs", "stage_done", "teacher_config", "transfer_config", "adapt_config",
+    "write_pairs", "DEFAULT_KINDS",
     "ensure_split", "evaluate_pipeline", "ship_final",
 ]

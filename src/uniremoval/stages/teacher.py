@@ -1,4 +1,4 @@
-"""Stage 0: train one specialist teacher per degradation kind (METHOD.md, "Stage 0").
+"""Stage 0: train one specialist teacher per degradation kind (docs/method.md, "Stage 0").
 
 A teacher is a restoration network trained supervised on (degraded, clean) pairs of a single
 kind: on-the-fly synthetic pairs made from a folder of clean photos, or a paired dataset. The
@@ -9,48 +9,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, ClassVar, Literal, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from .. import nets
-from ..metrics import psnr, ssim
 from ..train.config import ConfigError, ModelConfig, OptimConfig, RunConfig, ScheduleConfig, load_config
 from ..train.trainer import Trainer, ValResult
+from .common import StageDataConfig, degrade_registry, fixed_items, score_items
 
 
 @dataclass
-class DataConfig:
-    """Where training and validation pairs come from."""
+class TeacherDataConfig(StageDataConfig):
+    """Where training and validation pairs come from; a step sees ``images_per_step`` pairs."""
 
     #: synthetic: degrade clean photos on the fly; paired: read (degraded, clean) pairs.
     source: Literal["synthetic", "paired"] = "synthetic"
-    #: Folder of clean photos (synthetic source).
-    clean_dir: str | None = None
     #: Paired dataset root (paired source); layout as understood by ``uniremoval.data``.
     paired_dir: str | None = None
-    #: Validation: clean photos to degrade with fixed seeds (synthetic), or a paired root.
-    val_dir: str | None = None
-    #: Training crop side in pixels.
-    crop: int = 128
-    #: Global batch (over all processes).
-    batch_size: int = 16
-    workers: int = 2
-    #: Size of the fixed validation set and the side of its centre crops.
-    val_count: int = 16
-    val_crop: int = 256
-    val_seed: int = 12345
-    #: Epoch length for the synthetic source (samples; crops are drawn anew every epoch).
-    epoch_size: int = 10000
-    #: Optional degradation config for ``uniremoval.degrade`` (kind ranges, new kinds).
-    degrade: dict[str, Any] = field(default_factory=dict)
+    #: Training pairs (images) per optimiser step, over all processes.
+    images_per_step: int = 16
+
+    RENAMED: ClassVar[dict[str, str]] = {"batch_size": "images_per_step"}
+
+    @property
+    def batch_size(self) -> int:
+        """Old name of :attr:`images_per_step`."""
+        return self.images_per_step
 
     def validate(self, where: str) -> None:
-        if self.batch_size < 1 or self.crop < 8 or self.val_count < 0:
-            raise ConfigError(f"{where}: batch_size >= 1, crop >= 8 and val_count >= 0 required")
+        self.check(where, "images_per_step")
 
 
 @dataclass
@@ -73,7 +62,7 @@ class TeacherConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    data: TeacherDataConfig = field(default_factory=TeacherDataConfig)
 
 
 @dataclass
@@ -89,15 +78,18 @@ class TeacherResult:
     ema: nn.Module | None = None
 
 
-def load_teacher_config(path: str | Path | None, kind: str | None = None, overrides: Sequence[str] = ()) -> TeacherConfig:
+def load_teacher_config(
+    path: str | Path | None, kind: str | None = None, overrides: Sequence[str] = (), fixed: Mapping[str, Any] | None = None
+) -> TeacherConfig:
     """Read a teacher config. ``kind`` (from the command line) replaces the file's kind and
-    names the run ``teacher-<kind>`` unless the file names it; ``overrides`` come last."""
+    names the run ``teacher-<kind>`` unless the file names it; ``fixed`` (typed values) is
+    merged over the file; ``overrides`` come last."""
     base: dict[str, Any] = {}
-    pre: list[str] = []
+    over: dict[str, Any] = {}
     if kind is not None:
         base = {"run": {"name": f"teacher-{kind}"}}
-        pre = [f"kind={kind}"]
-    return load_config(TeacherConfig, path, pre + list(overrides), base=base)
+        over = {"kind": kind}
+    return load_config(TeacherConfig, path, list(overrides), base=base, fixed={**over, **dict(fixed or {})})
 
 
 def pixel_loss(out: torch.Tensor, target: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
@@ -117,51 +109,47 @@ def pixel_loss(out: torch.Tensor, target: torch.Tensor, cfg: LossConfig) -> torc
 def build_datasets(cfg: TeacherConfig) -> tuple[Dataset, Sequence[dict[str, Any]], Any]:
     """Training dataset, fixed validation items and a description for provenance, from ``cfg.data``.
 
-    Uses :mod:`uniremoval.data` (synthetic pairs from clean photos, or paired folders).
+    synthetic: ``SyntheticPairs`` of ``cfg.kind`` made from ``data.clean_dir`` (validation: the
+    same synthesis with ``data.val_seed`` on ``data.val_dir``, crops of ``data.val_crop``).
+    paired: ``layout_dataset`` of ``data.paired_dir`` (auto layout) keeping pairs of
+    ``cfg.kind`` when kinds are known; validation from ``data.val_dir`` the same way.
     """
-    try:
-        from .. import data as data_mod  # noqa: F401
-    except ImportError as e:  # pragma: no cover - depends on the data package being present
-        raise ConfigError(f"the dataset package uniremoval.data is not available: {e}") from None
-    from ._datasets import build_teacher_datasets
+    from .. import data as D
 
-    return build_teacher_datasets(cfg)
-
-
-def _pad_to(x: torch.Tensor, m: int) -> tuple[torch.Tensor, int, int]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % m, (-w) % m
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
-    return x, h, w
+    d = cfg.data
+    if d.source == "synthetic":
+        if not d.clean_dir:
+            raise ConfigError("data.clean_dir is required for synthetic pairs (e.g. --set data.clean_dir=PATH)")
+        if not Path(d.clean_dir).expanduser().is_dir():
+            raise ConfigError(f"data.clean_dir {d.clean_dir}: not a folder")
+        reg = degrade_registry(d.degrade)
+        train = D.SyntheticPairs(Path(d.clean_dir).expanduser(), kinds=[cfg.kind], crop=d.crop, seed=cfg.run.seed, length=d.epoch_size, registry=reg)
+        val: list[dict[str, Any]] = []
+        if d.val_dir and d.val_count:
+            vs = D.SyntheticPairs(Path(d.val_dir).expanduser(), kinds=[cfg.kind], crop=d.val_crop, seed=d.val_seed, hflip=False, registry=reg)
+            val = fixed_items(vs, d.val_count)
+        desc = {"source": "synthetic", "kind": cfg.kind, "clean_dir": d.clean_dir, "images": len(train.images), "val_dir": d.val_dir, "degrade": d.degrade}
+        return train, val, desc
+    if not d.paired_dir:
+        raise ConfigError("data.paired_dir is required for paired data")
+    root = Path(d.paired_dir).expanduser()
+    pairs = [p for p in D.find_pairs(root).pairs if p.kind in (cfg.kind, "unknown")]
+    if not pairs:
+        raise ConfigError(f"data.paired_dir {root}: no pairs of kind {cfg.kind!r}")
+    train = D.PairedDataset(pairs, crop=d.crop, hflip=True, seed=cfg.run.seed, root=root)
+    val = []
+    if d.val_dir and d.val_count:
+        vpairs = [p for p in D.find_pairs(Path(d.val_dir).expanduser()).pairs if p.kind in (cfg.kind, "unknown")]
+        val = fixed_items(D.PairedDataset(vpairs, crop=d.val_crop, seed=d.val_seed), d.val_count)
+    return train, val, {"source": "paired", "kind": cfg.kind, "paired_dir": d.paired_dir, "pairs": len(pairs), "val_dir": d.val_dir}
 
 
 def make_val_fn(val_items: Sequence[dict[str, Any]], n_samples: int):  # type: ignore[no-untyped-def]
     """Validation: PSNR/SSIM of the EMA network on fixed items, and of the input itself."""
 
     def val_fn(tr: Trainer) -> ValResult:
-        net = tr.eval_module("net")
-        m = nets.size_multiple(net)
-        p_out, s_out, p_in, s_in = [], [], [], []
-        images: dict[str, torch.Tensor] = {}
-        for i, item in enumerate(val_items):
-            x = item["input"].unsqueeze(0).to(tr.device)
-            y = item["target"].unsqueeze(0).to(tr.device)
-            xp, h, w = _pad_to(x, m)
-            with tr.autocast():
-                out = net(xp)
-            out = out[..., :h, :w].float().clamp(0, 1)
-            p_out.append(float(psnr(out, y)[0]))
-            s_out.append(float(ssim(out, y)[0]))
-            p_in.append(float(psnr(x, y)[0]))
-            s_in.append(float(ssim(x, y)[0]))
-            if i < n_samples:
-                images[f"{i}_input_output_target"] = torch.cat([x[0], out[0], y[0]], dim=-1).cpu()
-        k = max(1, len(p_out))
-        return ValResult(
-            metrics={"psnr": sum(p_out) / k, "ssim": sum(s_out) / k, "input_psnr": sum(p_in) / k, "input_ssim": sum(s_in) / k},
-            images=images,
-        )
+        metrics, strips = score_items(tr.eval_module("net"), val_items, tr.device, tr.autocast, keep=n_samples)
+        return ValResult(metrics=metrics, images={f"{i}_input_output_target": s for i, s in enumerate(strips)})
 
     return val_fn
 
@@ -179,7 +167,7 @@ def train_teacher(
     and ``val_items`` are built from ``cfg.data``. ``stop_after`` stops early (as if killed
     right after that step; tests use it).
     """
-    tr = Trainer(cfg.run, cfg, global_batch=cfg.data.batch_size)
+    tr = Trainer(cfg.run, cfg, global_batch=cfg.data.images_per_step)
     try:
         if train_set is None:
             train_set, built_val, data_desc = build_datasets(cfg)

@@ -28,7 +28,6 @@ import datetime as _dt
 import math
 import os
 import random
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,12 +41,15 @@ from torch.utils.data import Dataset
 from ..hostmem import tune_malloc
 from . import checkpoint as ckpt
 from . import distributed as dist_
-from .config import ConfigError, OptimConfig, RunConfig, ScheduleConfig, dump_yaml, to_dict
+from .amp import resolve_amp
+from .config import ConfigError, OptimConfig, RunConfig, ScheduleConfig, to_dict
 from .data import ResumableSampler, make_loader
 from .ema import EMA
+from .provenance import git_commit, input_models
+from .runstate import CKPT_FORMAT, CheckpointMixin, Component, RunLogMixin
 from .schedule import build_scheduler
 
-CKPT_FORMAT = "uniremoval-ckpt/1"
+__all__ = ["Trainer", "ValResult", "Component", "StepFn", "ValFn", "CKPT_FORMAT", "resolve_amp", "input_models", "git_commit", "seed_everything"]
 
 
 @dataclass
@@ -58,68 +60,8 @@ class ValResult:
     images: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-@dataclass
-class Component:
-    """One trained network with its optimiser, schedule, loss scaler and EMA."""
-
-    module: nn.Module  # unwrapped
-    wrapped: nn.Module  # what forward passes use (DDP in a multi-process run)
-    optimizer: torch.optim.Optimizer | None
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None
-    scaler: torch.amp.GradScaler | None
-    ema: EMA | None
-    grad_clip: float
-
-
 StepFn = Callable[["Trainer", dict[str, Any]], Mapping[str, Any]]
 ValFn = Callable[["Trainer"], ValResult]
-
-
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``run.amp`` on ``device`` (None: fp32).
-
-    ``auto`` is fp16 with loss scaling on CUDA and bf16 on a CPU that computes bf16 natively
-    (AVX-512 BF16 / AMX), where bf16 autocast with channels-last trains nafnet-small ~1.2x
-    faster than fp32 (docs/training.md, AMP); on other CPUs it is fp32, as emulated bf16 is slower.
-    """
-    cuda = device.type == "cuda"
-    if amp == "off":
-        return None
-    if amp == "auto" and not cuda:
-        from ..infer import cpu_has_fast_bf16
-
-        return torch.bfloat16 if device.type == "cpu" and cpu_has_fast_bf16() else None
-    if amp in ("auto", "fp16"):
-        if not cuda:
-            raise ConfigError("run.amp=fp16 needs a CUDA device; use bf16 or off on CPU")
-        return torch.float16
-    return torch.bfloat16
-
-
-def input_models(config: Any) -> dict[str, dict[str, str]]:
-    """The model files a stage starts from (``model.init``, ``student``, ``teachers.<kind>``),
-    each with the sha256 of its weights, so that an export names its lineage by content: a
-    path alone points at a cache folder that may be gone or hold other weights by then."""
-    from ..modelfile import ModelError, read_config
-
-    paths: dict[str, str] = {}
-    init = getattr(getattr(config, "model", None), "init", None)
-    if isinstance(init, str) and init:
-        paths["model.init"] = init
-    student = getattr(config, "student", None)
-    if isinstance(student, str) and student:
-        paths["student"] = student
-    teachers = getattr(config, "teachers", None)
-    if isinstance(teachers, Mapping):
-        paths.update({f"teachers.{k}": v for k, v in teachers.items() if isinstance(v, str)})
-    out: dict[str, dict[str, str]] = {}
-    for key, path in paths.items():
-        try:
-            cfg, json_path = read_config(os.path.expanduser(path))
-            out[key] = {"path": str(json_path), "sha256": cfg.sha256}
-        except ModelError as e:  # recorded, not fatal: the stage itself loaded what it used
-            out[key] = {"path": path, "error": str(e)}
-    return out
 
 
 def seed_everything(seed: int) -> None:
@@ -129,20 +71,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def git_commit() -> str | None:
-    """The source tree's git commit (with ``-dirty`` when modified), or None outside git."""
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        if sha.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5)
-        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-class Trainer:
+class Trainer(CheckpointMixin, RunLogMixin):
     """Shared, resumable, data-parallel training machinery (see the module docstring).
 
     Args:
@@ -297,128 +226,6 @@ class Trainer:
             return type(batch)(self.to_device(v) for v in batch)
         return batch
 
-    # ------------------------------------------------------------------ checkpoints
-
-    @property
-    def last_path(self) -> Path:
-        return self.ckpt_dir / "last.pt"
-
-    @property
-    def best_path(self) -> Path:
-        return self.ckpt_dir / "best.pt"
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue this run exactly."""
-        comps: dict[str, Any] = {}
-        for name, c in self.components.items():
-            comps[name] = {
-                "module": c.module.state_dict(),
-                "optimizer": c.optimizer.state_dict() if c.optimizer else None,
-                "scheduler": c.scheduler.state_dict() if c.scheduler else None,
-                "scaler": c.scaler.state_dict() if c.scaler else None,
-                "ema": c.ema.state_dict() if c.ema else None,
-            }
-        return {
-            "format": CKPT_FORMAT,
-            "step": self.step,
-            "epoch": self.epoch,
-            "batch_pos": self.batch_pos,
-            "global_batch": self.global_batch,
-            "world_size": self.env.world_size,
-            "best": {"value": self.best_value, "step": self.best_step},
-            "components": comps,
-            "rng": ckpt.rng_state(),
-            "config": to_dict(self.config),
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned (components must already be added)."""
-        if state.get("format") != CKPT_FORMAT:
-            raise ValueError(f"not a {CKPT_FORMAT} checkpoint")
-        if int(state["global_batch"]) != self.global_batch:
-            raise ConfigError(
-                f"checkpoint was trained with batch {state['global_batch']}, config says {self.global_batch}; "
-                "the data position would not line up (start a new run name)"
-            )
-        missing = set(self.components) - set(state["components"])
-        if missing:
-            raise ValueError(f"checkpoint has no state for component(s) {', '.join(sorted(missing))}")
-        for name, c in self.components.items():
-            s = state["components"][name]
-            c.module.load_state_dict(s["module"])
-            if c.optimizer is not None and s["optimizer"] is not None:
-                c.optimizer.load_state_dict(s["optimizer"])
-            if c.scheduler is not None and s["scheduler"] is not None:
-                c.scheduler.load_state_dict(s["scheduler"])
-            if c.scaler is not None and s["scaler"] is not None:
-                c.scaler.load_state_dict(s["scaler"])
-            if c.ema is not None and s["ema"] is not None:
-                c.ema.load_state_dict(s["ema"])
-        self.step = int(state["step"])
-        self.epoch = int(state["epoch"])
-        self.batch_pos = int(state["batch_pos"])
-        self.best_value = state["best"]["value"]
-        self.best_step = state["best"]["step"]
-        ckpt.set_rng_state(state["rng"])
-
-    def save_checkpoint(self) -> Path | None:
-        """Write ``last.pt`` atomically (rank 0 only); every process waits for it."""
-        path = None
-        if self.env.is_main:
-            path = ckpt.save_atomic(self.state_dict(), self.last_path)
-        dist_.barrier(self.env)
-        return path
-
-    def try_resume(self) -> bool:
-        """Load ``last.pt`` of this run folder when it exists and ``run.resume`` is on."""
-        if not self.run.resume or not self.last_path.is_file():
-            return False
-        state = ckpt.load(self.last_path, map_location=self.device)
-        self.load_state_dict(state)
-        self.resumed_from = self.step
-        return True
-
-    # ------------------------------------------------------------------ logging
-
-    def _init_logging(self) -> None:
-        if not self.env.is_main:
-            return
-        from rich.console import Console
-
-        self._console = Console(stderr=True, highlight=False)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step + 1 if self.step else None)
-        except ImportError:  # tensorboard is a declared dependency; keep training if it is missing
-            self._console.print("[yellow]tensorboard is not installed: no TensorBoard logs[/]")
-
-    def log(self, message: str) -> None:
-        """Print a line on rank 0."""
-        if self.env.is_main and self._console is not None:
-            self._console.print(message, soft_wrap=True)
-
-    def log_scalars(self, values: Mapping[str, float], prefix: str) -> None:
-        """TensorBoard scalars at the current step (rank 0)."""
-        if self._writer is not None:
-            for k, v in values.items():
-                self._writer.add_scalar(f"{prefix}/{k}", v, self.step)
-
-    def _write_config(self) -> None:
-        """Save the resolved config; keep the previous one when a resume changed it."""
-        if not self.env.is_main:
-            return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        text = dump_yaml(self.config)
-        path = self.run_dir / "config.yaml"
-        if path.is_file() and path.read_text() != text:
-            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            os.replace(path, self.run_dir / f"config.{stamp}.yaml")
-            self.log(f"[yellow]config differs from the one this run started with; previous kept as config.{stamp}.yaml[/]")
-        tmp = path.with_name(".config.yaml.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-
     # ------------------------------------------------------------------ validation
 
     def validate(self, val_fn: ValFn) -> dict[str, float]:
@@ -447,18 +254,7 @@ class Trainer:
                 v = metrics[key]
                 better = self.best_value is None or (v > self.best_value if self.run.best_mode == "max" else v < self.best_value)
                 if better:
-                    self.best_value, self.best_step = v, self.step
-                    ckpt.save_atomic(
-                        {
-                            "format": CKPT_FORMAT + "+best",
-                            "step": self.step,
-                            "metric": key,
-                            "value": v,
-                            "modules": {n: c.module.state_dict() for n, c in self.components.items()},
-                            "ema": {n: c.ema.module.state_dict() for n, c in self.components.items() if c.ema},
-                        },
-                        self.best_path,
-                    )
+                    self.save_best(key, v)
             shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             self.log(f"step {self.step}: val {shown}" + (f"  (best {key} {self.best_value:.4g} @ {self.best_step})" if self.best_value is not None else ""))
         dist_.barrier(self.env)
@@ -534,26 +330,6 @@ class Trainer:
                 progress[0].stop()
             if self._writer is not None:
                 self._writer.flush()
-
-    def _progress(self) -> tuple[Any, Any] | None:
-        if not (self.env.is_main and self.run.progress):
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        p = Progress(
-            TextColumn(f"[bold]{self.run.name}[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=self._console,
-            transient=False,
-        )
-        task = p.add_task("train", total=self.run.steps, completed=self.step, info="")
-        p.start()
-        return p, task
 
     # ------------------------------------------------------------------ export / close
 

@@ -1,0 +1,159 @@
+"""What the training stages share: the data section's common fields (and the unit of their
+batch), degradation registry, fixed validation items, padding, and the PSNR/SSIM loop.
+
+Every stage's ``data`` section is a subclass of :class:`StageDataConfig`, which holds the
+fields they all have (clean photos, validation set, crops, workers, epoch length,
+degradation config). Each stage adds the field that sizes its batch, named after its unit:
+``images_per_step`` (teacher, transfer) or ``triplets_per_step`` (adapt). The old name
+``batch_size`` is still read (YAML files, ``--set``, saved run configs) and exposed as a
+read-only property.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from .. import nets
+from ..metrics import psnr, ssim
+from ..train.config import ConfigError
+
+Autocast = Callable[[], contextlib.AbstractContextManager[Any]]
+
+
+@dataclass
+class StageDataConfig:
+    """The data fields every stage has; subclasses add the field sizing their batch."""
+
+    #: Clean photos degraded on the fly into synthetic pairs.
+    clean_dir: str | None = None
+    #: Clean photos of the fixed synthetic validation set (degraded with ``val_seed``).
+    val_dir: str | None = None
+    #: Training crop side in pixels.
+    crop: int = 128
+    #: Data-loader worker processes per training process.
+    workers: int = 2
+    #: Size of the fixed validation set and the side of its crops.
+    val_count: int = 16
+    val_crop: int = 256
+    val_seed: int = 12345
+    #: Epoch length in dataset items (crops and degradations are drawn anew every epoch).
+    epoch_size: int = 10000
+    #: Optional degradation config for ``uniremoval.degrade`` (kind ranges, new kinds).
+    degrade: dict[str, Any] = field(default_factory=dict)
+
+    #: Old key -> current field; :func:`~uniremoval.train.config.from_dict` reads the old one.
+    RENAMED: ClassVar[dict[str, str]] = {}
+
+    def check(self, where: str, unit: str, min_crop: int = 8) -> None:
+        """The checks every stage makes; ``unit`` names the field that sizes the batch."""
+        if getattr(self, unit) < 1:
+            raise ConfigError(f"{where}.{unit}: must be at least 1")
+        if self.crop < min_crop:
+            raise ConfigError(f"{where}.crop: must be at least {min_crop}")
+        if self.val_count < 0 or self.epoch_size < 1:
+            raise ConfigError(f"{where}: val_count >= 0 and epoch_size >= 1 required")
+
+
+def parse_teachers(spec: str | None) -> dict[str, str]:
+    """``"haze=a.json,rain=b.json"`` (``--teachers``) -> ``{"haze": "a.json", "rain": "b.json"}``."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+        kind, sep, path = part.partition("=")
+        if not sep or not kind.strip() or not path.strip():
+            raise ConfigError(f"--teachers {part!r}: use kind=PATH[,kind=PATH...]")
+        out[kind.strip()] = path.strip()
+    return out
+
+
+def degrade_registry(spec: Mapping[str, Any]) -> Any:
+    """The degradation registry a ``data.degrade`` section describes (empty: the built-in one)."""
+    from ..degrade import REGISTRY, Registry
+
+    return Registry.from_config(dict(spec)) if spec else REGISTRY
+
+
+def need_dir(value: str | None, key: str) -> Path:
+    """``value`` as an existing folder, else a :class:`ConfigError` naming ``key``."""
+    if not value:
+        raise ConfigError(f"{key} is required")
+    p = Path(value).expanduser()
+    if not p.is_dir():
+        raise ConfigError(f"{key} {value}: not a folder")
+    return p
+
+
+def spread_indices(n: int, count: int) -> list[int]:
+    """``count`` indices spread evenly over ``range(n)`` (at most ``n``)."""
+    count = min(count, n)
+    return [round(i * n / count) for i in range(count)] if count else []
+
+
+def fixed_items(ds: Dataset, count: int) -> list[dict[str, Any]]:
+    """``count`` items of a fixed-seed dataset, spread over it evenly (the validation set)."""
+    idx = spread_indices(len(ds), count)  # type: ignore[arg-type]
+    return [{"input": it["input"], "target": it["target"], "name": it.get("name", str(i))} for i, it in ((i, ds[i]) for i in idx)]
+
+
+def synthetic_val_sets(
+    val_dir: str | Path, kinds: Sequence[str], count: int, crop: int, seed: int, registry: Any = None
+) -> dict[str, list[dict[str, Any]]]:
+    """A fixed synthetic validation set: per kind, ``count`` pairs from ``val_dir`` (seeded)."""
+    from .. import data as D
+
+    out = {}
+    for k in kinds:
+        vs = D.SyntheticPairs(Path(val_dir).expanduser(), kinds=[k], crop=crop, seed=seed, hflip=False, registry=registry)
+        out[k] = fixed_items(vs, count)
+    return out
+
+
+def pad_to(x: torch.Tensor, m: int) -> tuple[torch.Tensor, int, int]:
+    """Reflect-pad ``x`` at the bottom/right to a multiple of ``m``; also its original size."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+    return x, h, w
+
+
+def restore(net: nn.Module, x: torch.Tensor, autocast: Autocast | None = None) -> torch.Tensor:
+    """``net`` on a (N, 3, H, W) batch of any size: padded to its size multiple, cropped back,
+    float32 in [0, 1]."""
+    xp, h, w = pad_to(x, nets.size_multiple(net))
+    with autocast() if autocast is not None else contextlib.nullcontext():
+        out = net(xp)
+    return out[..., :h, :w].float().clamp(0, 1)
+
+
+@torch.no_grad()
+def score_items(
+    net: nn.Module, items: Sequence[Mapping[str, Any]], device: torch.device | str = "cpu", autocast: Autocast | None = None, keep: int = 0
+) -> tuple[dict[str, float], list[torch.Tensor]]:
+    """Mean PSNR/SSIM (RGB, no border crop) of ``net`` on pairs and of the inputs themselves,
+    and ``input | output | target`` strips (CHW, on the CPU) of the first ``keep`` items."""
+    po, so, pi, si = [], [], [], []
+    strips: list[torch.Tensor] = []
+    for i, item in enumerate(items):
+        x = item["input"].unsqueeze(0).to(device)
+        y = item["target"].unsqueeze(0).to(device)
+        o = restore(net, x, autocast)
+        po.append(float(psnr(o, y)[0]))
+        so.append(float(ssim(o, y)[0]))
+        pi.append(float(psnr(x, y)[0]))
+        si.append(float(ssim(x, y)[0]))
+        if i < keep:
+            strips.append(torch.cat([x[0], o[0], y[0]], dim=-1).cpu())
+    k = max(1, len(po))
+    return {"psnr": sum(po) / k, "ssim": sum(so) / k, "input_psnr": sum(pi) / k, "input_ssim": sum(si) / k}, strips
+
+
+def evaluate_net(net: nn.Module, items: Sequence[Mapping[str, Any]], device: torch.device | str = "cpu", autocast: Autocast | None = None) -> dict[str, float]:
+    """Mean PSNR/SSIM (RGB, no border crop) of ``net`` on pairs, and of the inputs themselves."""
+    return score_items(net, items, device, autocast)[0]

@@ -1,0 +1,65 @@
+"""Stage 1's networks: frozen teachers and the trained component (student + projectors)."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .. import nets
+from ..losses.distill import FeatureTransfer
+
+
+class FrozenTeacher(nn.Module):
+    """A teacher that never trains: no gradients, and eval mode whatever ``train()`` says."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        net.requires_grad_(False)
+        super().train(False)
+        self.has_features = hasattr(net, "feature_channels")
+        self.feature_channels: list[int] = list(getattr(net, "feature_channels", []))
+        self.size_multiple = nets.size_multiple(net)
+
+    def train(self, mode: bool = True) -> "FrozenTeacher":
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> Any:
+        if return_features and self.has_features:
+            return self.net(x, return_features=True)
+        return self.net(x)
+
+
+class TransferModel(nn.Module):
+    """The trained component: the student plus (optionally) the feature projectors.
+
+    One module so one optimiser, one EMA and one data-parallel wrapper cover both; every
+    trainable piece runs inside :meth:`forward` (what DDP needs to synchronise gradients).
+    """
+
+    def __init__(self, student: nn.Module, transfer: FeatureTransfer | None) -> None:
+        super().__init__()
+        self.student = student
+        self.transfer = transfer
+
+    def forward(
+        self, x: torch.Tensor, groups: Sequence[tuple[str, slice]] = (), teacher_feats: Mapping[str, Sequence[torch.Tensor]] | None = None
+    ) -> tuple[torch.Tensor, dict[str, tuple[list[torch.Tensor], ...]]]:
+        """Student output, and per kind group ``(z_s, z_t, recon, f_t)`` when features are given."""
+        if self.transfer is None or not teacher_feats:
+            return self.student(x), {}
+        out, feats = self.student(x, return_features=True)
+        proj: dict[str, tuple[list[torch.Tensor], ...]] = {}
+        for kind, sl in groups:
+            if kind in teacher_feats:
+                proj[kind] = self.transfer.project(kind, [f[sl] for f in feats], teacher_feats[kind])
+        return out, proj
+
+
+def load_teachers(paths: Mapping[str, str]) -> dict[str, FrozenTeacher]:
+    """Load every teacher model file (any registered architecture), frozen."""
+    from ..modelfile import load_model
+
+    return {k: FrozenTeacher(load_model(p).net) for k, p in paths.items()}
