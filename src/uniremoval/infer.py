@@ -28,6 +28,7 @@ from typing import Callable, Iterator, Literal
 import torch
 from torch import nn
 
+from .sysinfo import cpu_has_fast_bf16
 from .options import DEFAULT_OVERLAP, DEFAULT_PIXEL_BUDGET, DEFAULT_TILE, DEFAULT_TILE_BATCH, resolve_device
 from . import nets
 from .hostmem import tune_malloc
@@ -61,12 +62,6 @@ def select_device(name: str = "auto") -> torch.device:
     return resolve_device(name)
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True when this CPU computes bf16 natively (AVX-512 BF16 / AMX), where bf16 pays off."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:
-        return False
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:

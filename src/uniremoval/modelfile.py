@@ -27,7 +27,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 

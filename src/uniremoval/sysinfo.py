@@ -18,6 +18,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_has_fast_bf16() -> bool:
+    """True when this CPU computes bf16 natively (AVX-512 BF16 / AMX), where bf16 pays off:
+    the one test behind ``precision=auto`` (inference) and ``run.amp=auto`` (training)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        return False
+
+
 def cpu_flags() -> set[str]:
     """The CPU's feature flags (Linux /proc/cpuinfo); empty where unknown."""
     try:

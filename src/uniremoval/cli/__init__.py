@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from ._console import err, fail, out
+from ._console import err, fail, out  # noqa: F401  (err: for code that printed through uniremoval.cli.err)
 
 app = typer.Typer(
     add_completion=False,
@@ -38,7 +38,7 @@ def info(
     import torch
 
     from .. import __version__, nets
-    from ..infer import cpu_has_fast_bf16
+    from ..sysinfo import cpu_has_fast_bf16
     from ..modelfile import ModelError, bundled_models, read_config
 
     out.print(f"uniremoval {__version__}  (python {platform.python_version()}, torch {torch.__version__})")

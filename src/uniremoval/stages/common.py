@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -116,11 +115,8 @@ def synthetic_val_sets(
 
 def pad_to(x: torch.Tensor, m: int) -> tuple[torch.Tensor, int, int]:
     """Reflect-pad ``x`` at the bottom/right to a multiple of ``m``; also its original size."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % m, (-w) % m
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
-    return x, h, w
+    padded, (h, w) = nets.pad_to_multiple(x, m)
+    return padded, h, w
 
 
 def restore(net: nn.Module, x: torch.Tensor, autocast: Autocast | None = None) -> torch.Tensor:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from .. import nets
 from ..losses.contrast import TeacherEncoderFeatures, VGGFeatures
 from ..losses.distill import FeatureTransfer
 from ..train.config import ConfigError, ModelConfig, OptimConfig, RunConfig, ScheduleConfig, load_config
@@ -332,10 +333,10 @@ def train_transfer(
         # --- student (+ projectors): the one trained component
         student = cfg.model.build()
         use_feat = "features" in cfg.needs() and bool(feat_kinds)
-        if use_feat and not hasattr(student, "feature_channels"):
+        if use_feat and not nets.descriptor(student).has_features:
             off = " and ".join(f"loss.{w}=0" for w in needing(TERMS, "features", cfg.loss))
             raise ConfigError(f"student {cfg.model.arch} has no features: set {off}")
-        transfer = FeatureTransfer(student.feature_channels, {k: frozen[k].feature_channels for k in feat_kinds}) if use_feat else None  # type: ignore[arg-type]
+        transfer = FeatureTransfer(list(nets.descriptor(student).feature_channels), {k: frozen[k].feature_channels for k in feat_kinds}) if use_feat else None  # type: ignore[arg-type]
         model = tr.add("model", TransferModel(student, transfer), cfg.optim, cfg.schedule, ema=True)
         phis = _phis(tr, cfg, frozen, kinds)
         if train_set is None:

@@ -18,8 +18,9 @@ class FrozenTeacher(nn.Module):
         self.net = net
         net.requires_grad_(False)
         super().train(False)
-        self.has_features = hasattr(net, "feature_channels")
-        self.feature_channels: list[int] = list(getattr(net, "feature_channels", []))
+        desc = nets.descriptor(net)
+        self.has_features = desc.has_features
+        self.feature_channels: list[int] = list(desc.feature_channels)
         self.size_multiple = nets.size_multiple(net)
 
     def train(self, mode: bool = True) -> "FrozenTeacher":

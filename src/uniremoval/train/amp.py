@@ -3,15 +3,10 @@ from __future__ import annotations
 
 import torch
 
+from ..sysinfo import cpu_has_fast_bf16
 from .config import ConfigError
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True when this CPU computes bf16 natively (AVX-512 BF16 / AMX), where bf16 pays off."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:
-        return False
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:

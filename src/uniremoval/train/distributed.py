@@ -35,10 +35,11 @@ class DistEnv:
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> this process's CUDA device when there is one, else CPU."""
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(name)
+    """This process's device by the one rule of :func:`uniremoval.options.resolve_device`
+    (``auto``: CUDA, then Apple MPS, then CPU); a plain ``cuda`` means this rank's GPU."""
+    from ..options import resolve_device
+
+    dev = resolve_device(name, rank=local_rank if name.strip().lower() == "auto" else None)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device(f"cuda:{local_rank}")
     return dev
