@@ -30,10 +30,11 @@ class CameraParams:
 
     p_highlights: float = 0.6
     """Probability of boosting near-white pixels above 1 before blurring."""
-    highlight_threshold: Range = (0.75, 0.95)
-    """Linear luminance above which pixels count as (possibly clipped) highlights."""
-    highlight_gain: Range = (2.0, 16.0)
-    """Radiance of the brightest highlights relative to white (log-uniform; 16 = 4 stops)."""
+    highlight_threshold: Range = (0.85, 0.97)
+    """Linear luminance above which pixels count as (possibly clipped) highlights (sRGB
+    0.93-0.99: only what was at or near white in the clean photo)."""
+    highlight_gain: Range = (1.5, 8.0)
+    """Radiance of the brightest highlights relative to white (log-uniform; 8 = 3 stops)."""
     p_noise: float = 0.6
     """Probability of sensor noise after the blur."""
     noise: NoiseParams = field(default_factory=lambda: NoiseParams(

@@ -53,7 +53,7 @@ def r7_rain() -> RainParams:
     """Drizzle to downpour, thin to thick and defocused streaks (sources: docs/data.md)."""
     return RainParams(
         layers=(1, 4), angle=(-30.0, 30.0), length=(8.0, 600.0), log_length=True, length_follows_strength=False,
-        width=(0.4, 8.0), width_ratio=(0.008, 0.05), coverage=(0.004, 0.33), density=(0.0012, 0.006),
+        width=(0.4, 8.0), width_ratio=(0.008, 0.05), coverage=(0.01, 0.33), density=(0.0012, 0.006),
         brightness=(0.08, 0.8), ambient_gain=True, p_defocus=0.4, defocus_width=(3.0, 8.0),
         defocus_alpha=(0.2, 0.6), p_veil=0.6, veil=(0.03, 0.35), p_heavy=0.3,
         heavy_haze=HazeParams(beta=(0.3, 1.5), p_nonhomogeneous=0.2),
