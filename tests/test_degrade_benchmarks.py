@@ -79,3 +79,17 @@ def test_real_panel_held_out_photos(tmp_path: Path, identity_model: Path) -> Non
     r = _run("real_panel.py", "--real", real, "--model-a", identity_model, "--model-b", identity_model,
              "--out", ROOT / "panel.png")
     assert r.returncode != 0 and "inside the repository" in r.stderr and not (ROOT / "panel.png").exists()
+
+
+def test_synth_benchmark_writes_its_report(tmp_path: Path) -> None:
+    # It used to crash at the end (KeyError 'cores_usable') after all the timing was done.
+    for i in range(2):
+        _photo(tmp_path / "clean" / f"p{i}.png", i, 40, 40)
+    r = _run("synth.py", "--clean", tmp_path / "clean", "--sizes", "16", "--kinds", "haze,clean", "--items", "1",
+             "--repeats", "1", "--presets", "r6,r7", "--scales", "1,2", "--no-loader", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads((tmp_path / "o" / "synth.json").read_text())["per_kind"]
+    # clean exists only in r7; each preset is timed with and without scales
+    assert sorted((x["preset"], x["kind"]) for x in rows) == sorted(
+        [("r6", "haze"), ("r7", "haze"), ("r7", "clean"), ("r6 scales 1-2", "haze"), ("r7 scales 1-2", "haze"), ("r7 scales 1-2", "clean")])
+    assert "| r7 | 16 | clean |" in (tmp_path / "o" / "synth.md").read_text()
