@@ -76,8 +76,8 @@ class RainParams:
     p_garg: float = 0.5
     """Probability that a layer from `streak_dir` replaces the procedural streaks."""
     garg_scale: Range = (0.5, 4.0)
-    """Magnification of the third-party layer (log-uniform)."""
-    garg_gain: Range = (0.6, 1.8)
+    """Magnification of the third-party layer (log-uniform; like length, not tied to strength)."""
+    garg_gain: Range = (0.8, 2.5)
     """Brightness gain of the third-party layer (its streaks peak near 0.5-0.9)."""
 
 
@@ -207,7 +207,7 @@ def add_rain(
     record: dict[str, object] = {}
     if p.streak_dir and rng.random() < p.p_garg:
         streaks, record["garg"] = garg_streaks(
-            h, w, rng, p.streak_dir, pick_log(rng, p.garg_scale, strength), d["angle"], pick(rng, p.garg_gain, strength))
+            h, w, rng, p.streak_dir, pick_log(rng, p.garg_scale), d["angle"], pick(rng, p.garg_gain, strength))
         # Keep the record's shape: one "layer" describing the nearest streaks.
         layers = [{"angle": r(d["angle"]), "length": r(d["length"]), "width": r(d["width"]),
                    "density": r(d["density"], 7), "brightness": r(d["brightness"])}]
