@@ -71,13 +71,18 @@ def r7_blur() -> BlurParams:
 
 def r7() -> dict[str, Any]:
     """The default ranges: r6's kinds with r7 ranges, plus the clean kind and more compounds."""
+    cam = CameraParams()
     kinds = {"haze": ("haze", r7_haze()), "rain": ("rain", r7_rain()), "blur": ("blur", r7_blur()),
-             "noise": ("noise", NoiseParams()), "jpeg": ("jpeg", JpegParams()), "clean": ("clean", CleanParams())}
+             "noise": ("noise", NoiseParams()), "jpeg": ("jpeg", JpegParams()), "clean": ("clean", CleanParams()),
+             # What a camera adds to any photo (the blur kind's camera stage, on its own): the
+             # noise/jpeg kinds' ranges (sigma up to 0.08, quality down to 10) would bury the
+             # haze or rain of a compound.
+             "camera_noise": ("noise", cam.noise), "camera_jpeg": ("jpeg", JpegParams(quality=cam.jpeg_quality))}
     compounds = dict(_R6_COMPOUNDS)
     compounds.update({
         "rain+blur": [("rain", 1.0), ("blur", 1.0)],  # shake blurs the streaks too: rain first
-        "haze+noise+jpeg": [("haze", 1.0), ("noise", 0.5), ("jpeg", 0.5)],
-        "rain+noise+jpeg": [("rain", 1.0), ("noise", 0.5), ("jpeg", 0.5)],
+        "haze+noise+jpeg": [("haze", 1.0), ("camera_noise", 0.5), ("camera_jpeg", 0.5)],
+        "rain+noise+jpeg": [("rain", 1.0), ("camera_noise", 0.5), ("camera_jpeg", 0.5)],
     })
     return {"kinds": kinds, "compounds": compounds}
 
