@@ -73,14 +73,14 @@ def _interval(vals: np.ndarray, names: list[str], n: int, rng: np.random.Generat
 
 
 def score_set(name: str, items: list[Item], models: list[tuple[str, str]], out: Path, boot: int,
-              rng: np.random.Generator) -> dict[str, object]:
+              rng: np.random.Generator, device: str = "cpu") -> dict[str, object]:
     """Evaluate one set; per-image values, means with intervals and paired differences."""
     kind = items[0].kind
     inp = load_method("identity")
     inp.name = "input"
     methods = [inp] + ([load_method("dcp")] if kind == "haze" else [])
     for label, spec in models:
-        m = load_method(spec, device="cpu")
+        m = load_method(spec, device=device)
         m.name = label
         methods.append(m)
     res = evaluate_set(methods, items, "paired", out / name, items[0].input.parents[1], grid_rows=2,
@@ -130,6 +130,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], help="model name/path, or LABEL=PATH (repeat)")
     ap.add_argument("--sets", default="", help="Comma-separated set names (default: all).")
     ap.add_argument("--boot", type=int, default=2000)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (for the models).")
     ap.add_argument("--tag", default="default")
     ap.add_argument("--out", type=Path, default=Path("bench_out"))
     a = ap.parse_args()
@@ -138,7 +139,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        scored = {name: score_set(name, items, models, Path(tmp), a.boot, rng) for name, items in sets.items()}
+        scored = {name: score_set(name, items, models, Path(tmp), a.boot, rng, a.device) for name, items in sets.items()}
     result = {"what": "PSNR/SSIM per image on other groups' pairs (validation only); mean and bootstrap 95 % "
                       "interval over images; paired PSNR differences of each model to the input (and DCP on haze)",
               "data": str(a.data), "models": dict(models), "bootstrap": a.boot, "seconds": round(time.time() - t0, 1),

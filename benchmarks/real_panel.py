@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--split-seed", type=int, default=0, help="The split's seed (as stage 2).")
     ap.add_argument("--max-side", type=int, default=1024, help="Downscale photos to this longer side before restoring (0: full size).")
     ap.add_argument("--cell", type=int, default=320, help="Width of each cell in the PNG, px.")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (for the models).")
     a = ap.parse_args()
     out = a.out.expanduser().resolve()
     if out.is_relative_to(REPO):
@@ -92,7 +93,7 @@ def main() -> None:
     specs = [m.split("=", 1) if "=" in m else [Path(m).stem, m] for m in (a.model_a, a.model_b)]
     if specs[0][0] == specs[1][0]:
         specs = [[f"A: {specs[0][0]}", specs[0][1]], [f"B: {specs[1][0]}", specs[1][1]]]
-    methods = [load_method(spec, device="cpu") for _, spec in specs]
+    methods = [load_method(spec, device=a.device) for _, spec in specs]
     rows, labels = [], []
     for group, path in panel_photos(a.real.expanduser(), a.per_kind, a.holdout, a.split_seed):
         x = shrink(read_image(path), a.max_side)

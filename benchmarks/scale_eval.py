@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--factors", default="1,2,4")
     ap.add_argument("--filter", choices=("lanczos", "bicubic"), default="lanczos")
     ap.add_argument("--preset", default=None, help="Degradation preset (default: the default registry, as synthetic_eval).")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (for the models).")
     ap.add_argument("--tag", default="default")
     ap.add_argument("--out", type=Path, default=Path("bench_out"))
     a = ap.parse_args()
@@ -107,7 +108,7 @@ def main() -> None:
     inp.name = "input"
     methods = [inp]
     for label, spec in models:
-        m = load_method(spec, device="cpu")
+        m = load_method(spec, device=a.device)
         m.name = label
         methods.append(m)
     psnr: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
