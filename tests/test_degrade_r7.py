@@ -216,3 +216,25 @@ def test_contact_sheet_with_real_photos_and_scale() -> None:
     # rows: 2 kinds x 2 seeds; columns: clean + 2 strengths + 1 real column (2 photos over 2 rows)
     assert sheet.shape == (4 * (20 + 2), 4 * (24 + 2), 3)
     assert sheet[0:20, 3 * 26 : 3 * 26 + 24].max() == 0 and sheet[22:42, 3 * 26 : 3 * 26 + 24].min() == 255
+
+
+def test_r7_draws_stay_in_their_ranges() -> None:
+    img = _image(24, 24)
+    hz, rn, bl = r7_haze(), r7_rain(), r7_blur()
+    for seed in range(25):
+        h = REGISTRY.synthesize(img, "haze", seed=seed)[1]["params"]
+        assert hz.beta[0] <= h["beta"] <= hz.beta[1]
+        assert max(h["airlight"]) <= hz.airlight_max + 1e-4 and max(h["airlight"]) >= hz.airlight[0] - 1e-4
+        rr = REGISTRY.synthesize(img, "rain", seed=seed)[1]["params"]
+        assert rn.coverage[0] - 1e-4 <= rr["coverage"] <= rn.coverage[1] + 1e-4
+        near = rr["layers"][0]
+        assert rn.length[0] - 1e-3 <= near["length"] <= rn.length[1] + 1e-3
+        assert rn.width[0] - 1e-3 <= near["width"] <= rn.width[1] + 1e-3
+        assert rn.brightness[0] - 1e-4 <= near["brightness"] <= rn.brightness[1] + 1e-4
+        b = REGISTRY.synthesize(img, "blur", seed=seed)[1]["params"]
+        if b["type"] == "motion":
+            assert bl.motion_size[0] <= b["size"] <= bl.motion_size[1]
+        elif b["type"] == "defocus":
+            assert bl.defocus_radius[0] <= b["radius"] <= bl.defocus_radius[1]
+        else:
+            assert bl.gaussian_sigma[0] <= b["sigma"] <= bl.gaussian_sigma[1]
