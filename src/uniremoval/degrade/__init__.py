@@ -28,8 +28,9 @@ from .presets import DEFAULT_PRESET, PRESETS
 from .registry import SYNTHESISERS, Kind, Part, Registry, apply_overrides, default_registry
 from .streaks import garg_streaks, place_layer
 
-#: The default registry (preset r7): haze, rain, blur, noise, jpeg, clean, rain+haze,
-#: blur+noise, blur+jpeg, mixed, rain+blur, haze+noise+jpeg, rain+noise+jpeg.
+#: The default registry (preset r7): haze, rain, blur, noise, jpeg, clean, camera_noise,
+#: camera_jpeg, rain+haze, blur+noise, blur+jpeg, mixed, haze+rain, rain+blur,
+#: haze+noise+jpeg, rain+noise+jpeg.
 REGISTRY: Registry = default_registry()
 
 #: The three kinds Uni-Removal is about, in the canonical order (kind ids 0, 1, 2).

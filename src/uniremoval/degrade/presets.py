@@ -80,6 +80,8 @@ def r7() -> dict[str, Any]:
              "camera_noise": ("noise", cam.noise), "camera_jpeg": ("jpeg", JpegParams(quality=cam.jpeg_quality))}
     compounds = dict(_R6_COMPOUNDS)
     compounds.update({
+        # Near streaks are in front of the haze (r6's rain+haze hazes them too, as far streaks).
+        "haze+rain": [("haze", 1.0), ("rain", 1.0)],
         "rain+blur": [("rain", 1.0), ("blur", 1.0)],  # shake blurs the streaks too: rain first
         "haze+noise+jpeg": [("haze", 1.0), ("camera_noise", 0.5), ("camera_jpeg", 0.5)],
         "rain+noise+jpeg": [("rain", 1.0), ("camera_noise", 0.5), ("camera_jpeg", 0.5)],
