@@ -12,6 +12,10 @@
 - blur (``real/blur``): photo sizes only (kernel sizes come from the papers cited in
   docs/data.md).
 
+With ``--clean DIR --presets r6,r7`` the haze statistics are also measured on synthetic hazy
+versions (two seeds) of 20 photos spread over DIR, and on the clean photos themselves, so the
+synthetic haze is compared with the real one through the same estimator.
+
     python benchmarks/real_stats.py --real ../shared/data/real --out bench_out/
 """
 from __future__ import annotations
@@ -65,6 +69,26 @@ def haze_stats(img: np.ndarray) -> dict[str, object]:
             "bright_fraction": round(float((img.min(axis=2) > 0.9).mean()), 4)}
 
 
+def _haze_summary(stats: list[dict[str, object]]) -> dict[str, object]:
+    return {"photos": len(stats), "t_p50": _pct([h["t_p50"] for h in stats]), "t_p5": _pct([h["t_p5"] for h in stats]),
+            "airlight_mean": _pct([float(np.mean(h["airlight"])) for h in stats]),
+            "chroma_b": _pct([h["chroma"][2] for h in stats])}
+
+
+def synthetic_haze(clean: Path, presets: list[str]) -> dict[str, object]:
+    """`haze_stats` of synthetic haze (each preset, seeds i) on 20 clean photos, and of the
+    clean photos (the estimator's floor)."""
+    from uniremoval.degrade import Registry
+
+    files = list_images(clean, True)
+    imgs = [read_image(f) for f in files[:: max(len(files) // 20, 1)][:20]]
+    out: dict[str, object] = {"clean": _haze_summary([haze_stats(im) for im in imgs])}
+    for name in presets:
+        reg = Registry.preset(name)
+        out[name] = _haze_summary([haze_stats(reg.synthesize(im, "haze", seed=i)[0]) for i, im in enumerate(imgs * 2)])
+    return out
+
+
 def _pct(vals: list[float]) -> dict[str, float]:
     if not vals:
         return {}
@@ -75,6 +99,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--real", type=Path, required=True, help="Folder with hazy/, rain/, blur/ subfolders.")
     ap.add_argument("--out", type=Path, default=Path("bench_out"))
+    ap.add_argument("--clean", type=Path, default=None, help="Clean photos for the synthetic-haze comparison.")
+    ap.add_argument("--presets", default="r6,r7", help="Degradation presets for the synthetic-haze comparison.")
     a = ap.parse_args()
     res: dict[str, object] = {"real": str(a.real)}
     rain = [rain_stats(read_image(p)) for p in list_images(a.real / "rain")]
@@ -95,12 +121,16 @@ def main() -> None:
         "chroma_r": _pct([h["chroma"][0] for h in haze.values()]), "chroma_b": _pct([h["chroma"][2] for h in haze.values()]),
         "bright_fraction": _pct([h["bright_fraction"] for h in haze.values()]),
     }
+    if a.clean is not None:
+        res["haze_synthetic"] = synthetic_haze(a.clean, [p for p in a.presets.split(",") if p])
     blur = [read_image(p).shape[:2] for p in list_images(a.real / "blur")]
     res["blur"] = {"photos": len(blur), "sizes": sorted({f"{w}x{h}" for h, w in blur})}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "real_stats.json").write_text(json.dumps(res, indent=1))
     print(json.dumps({k: v for k, v in res.items() if k != "haze"}, indent=1))
     print(json.dumps({k: v for k, v in res["haze"].items() if k != "per_photo"}, indent=1))
+    if "haze_synthetic" in res:
+        print(json.dumps(res["haze_synthetic"], indent=1))
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ def r7_haze() -> HazeParams:
         palette={"neutral": 0.35, "random": 0.2, "warm": 0.3, "cool": 0.15},
         warm_tint=(0.05, 0.65), cool_tint=(0.03, 0.25), airlight_max=1.15,
         p_nonhomogeneous=0.35, nonhomogeneous_amount=(0.3, 1.2),
+        # Clear near, dense far: matches the DCP transmission of real hazy photos (docs/data.md).
+        near_depth=(0.0, 0.05), depth_gamma=(1.5, 3.0),
     )
 
 
