@@ -89,6 +89,32 @@ def synthetic_haze(clean: Path, presets: list[str]) -> dict[str, object]:
     return out
 
 
+def synthetic_rain(clean: Path, presets: list[str]) -> dict[str, object]:
+    """`rain_stats` of synthetic rain on 20 clean photos, each degraded at a scale s
+    log-uniform in [1, 4] (upsampled s x, rained on, downsampled: as training with
+    ``scales=(1, 4)``) and, for r6, also at s = 1 (how it was trained)."""
+    from uniremoval.degrade import Registry, resize
+
+    files = list_images(clean, True)
+    imgs = [read_image(f) for f in files[:: max(len(files) // 20, 1)][:20]]
+    out: dict[str, object] = {}
+    for name in presets:
+        reg = Registry.preset(name)
+        for scaled in (True, False) if name == "r6" else (True,):
+            stats = []
+            for i, im in enumerate(imgs * 2):
+                s = float(np.exp(np.random.default_rng(i).uniform(0, np.log(4)))) if scaled else 1.0
+                h, w = im.shape[:2]
+                big = np.clip(resize(im, int(h * s), int(w * s)), 0, 1) if s > 1 else im
+                rainy = reg.synthesize(big, "rain", seed=i)[0]
+                stats.append(rain_stats(np.clip(resize(rainy, h, w), 0, 1) if s > 1 else rainy))
+            streaks = [st for r in stats for st in r["streaks"]]
+            out[name + (" scales 1-4" if scaled else " s=1")] = {
+                "streaks": len(streaks), "length_rel_height": _pct([st["length"] / r["height"] for r in stats for st in r["streaks"]]),
+                "width_px": _pct([st["width"] for st in streaks]), "contrast": _pct([st["contrast"] for st in streaks])}
+    return out
+
+
 def _pct(vals: list[float]) -> dict[str, float]:
     if not vals:
         return {}
@@ -123,6 +149,7 @@ def main() -> None:
     }
     if a.clean is not None:
         res["haze_synthetic"] = synthetic_haze(a.clean, [p for p in a.presets.split(",") if p])
+        res["rain_synthetic"] = synthetic_rain(a.clean, [p for p in a.presets.split(",") if p])
     blur = [read_image(p).shape[:2] for p in list_images(a.real / "blur")]
     res["blur"] = {"photos": len(blur), "sizes": sorted({f"{w}x{h}" for h, w in blur})}
     a.out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +157,7 @@ def main() -> None:
     print(json.dumps({k: v for k, v in res.items() if k != "haze"}, indent=1))
     print(json.dumps({k: v for k, v in res["haze"].items() if k != "per_photo"}, indent=1))
     if "haze_synthetic" in res:
-        print(json.dumps(res["haze_synthetic"], indent=1))
+        print(json.dumps({"haze_synthetic": res["haze_synthetic"], "rain_synthetic": res["rain_synthetic"]}, indent=1))
 
 
 if __name__ == "__main__":
