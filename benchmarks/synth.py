@@ -1,6 +1,7 @@
-"""Benchmark synthetic pair generation: pairs/s per kind at 128 and 256 px.
+"""Benchmark synthetic pair generation: pairs/s per kind at 128 and 256 px, per preset.
 
-Measures, per kind and crop size:
+Measures, per degradation preset (``--presets r6,r7``: the shipped model's ranges and the
+current defaults), optionally with multi-scale crops (``--scales 1,4``), kind and crop size:
 - ``degrade``: `synthesize` alone on an in-memory crop (one core);
 - ``item``: a full `SyntheticPairs` item (decode photo, crop with margin, degrade, tensors;
   one core), i.e. what one DataLoader worker delivers;
@@ -62,29 +63,38 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=12)
+    ap.add_argument("--presets", default="r6,r7", help="Degradation presets to compare.")
+    ap.add_argument("--scales", default="", help="LO,HI: also time each preset with SyntheticPairs(scales=(LO, HI)).")
+    ap.add_argument("--no-loader", action="store_true", help="Skip the DataLoader measurement.")
     args = ap.parse_args()
 
     torch.set_num_threads(1)
     from uniremoval.data import KindGroupedBatchSampler, SyntheticPairs, collate_pairs, seed_worker
-    from uniremoval.degrade import synthesize
+    from uniremoval.degrade import Registry
 
     clean = args.clean or _fake_clean()
     sizes = [int(s) for s in args.sizes.split(",")]
     kinds = [k for k in args.kinds.split(",") if k]
+    scales = tuple(float(v) for v in args.scales.split(",")) if args.scales else None
+    configs = [(p, None) for p in args.presets.split(",") if p] + ([(p, scales) for p in args.presets.split(",") if p] if scales else [])
     rows = []
-    for size in sizes:
-        for kind in kinds:
-            ds = SyntheticPairs(clean, kinds=(kind,), crop=size, seed=0, length=10**6, full_check=False)
-            crop = ds[0]["target"].numpy().transpose(1, 2, 0).copy()
-            deg = _rate(lambda i: synthesize(crop, kind, seed=i), args.items, args.repeats)
-            item = _rate(lambda i: ds[i], args.items, args.repeats)
-            rows.append({"size": size, "kind": kind, "degrade_pairs_per_s": round(deg, 1), "item_pairs_per_s": round(item, 1)})
-            print(f"{size:4d}px {kind:11s} degrade {deg:8.1f}/s   item {item:8.1f}/s", flush=True)
+    for preset, sc in configs:
+        reg = Registry.preset(preset)
+        label = preset + (f" scales {sc[0]:g}-{sc[1]:g}" if sc else "")
+        for size in sizes:
+            for kind in [k for k in kinds if k in reg]:
+                ds = SyntheticPairs(clean, kinds=(kind,), crop=size, seed=0, length=10**6, full_check=False, registry=reg, scales=sc)
+                crop = ds[0]["target"].numpy().transpose(1, 2, 0).copy()
+                deg = _rate(lambda i: reg.synthesize(crop, kind, seed=i), args.items, args.repeats)
+                item = _rate(lambda i: ds[i], args.items, args.repeats)
+                rows.append({"preset": label, "size": size, "kind": kind, "degrade_pairs_per_s": round(deg, 1),
+                             "item_pairs_per_s": round(item, 1), "item_ms": round(1000.0 / item, 1)})
+                print(f"{label:14s} {size:4d}px {kind:15s} degrade {deg:8.1f}/s   item {item:8.1f}/s ({1000 / item:6.1f} ms)", flush=True)
 
     loader_rows = []
     from torch.utils.data import DataLoader
 
-    for size in sizes:
+    for size in [] if args.no_loader else sizes:
         ds = SyntheticPairs(clean, kinds=("haze", "rain", "blur"), crop=size, seed=0, length=30000, full_check=False)
         n_batches = max(args.items * 2 // args.batch, 4)
         sampler = KindGroupedBatchSampler(ds.item_kinds(), args.batch, ds.kinds, seed=0, num_batches=n_batches * args.repeats + 2)
@@ -110,10 +120,12 @@ def main() -> None:
     (args.out / "synth.json").write_text(json.dumps(result, indent=1))
     m = result["machine"]
     md = [f"# Synthetic pair throughput\n",
-          f"Machine: {m['cpu']}, {m['cores_usable']} usable cores; torch {m['torch']}, numpy {m['numpy']}, scipy {m['scipy']}.",
+          # sysinfo.machine() names usable cores "cores" and does not report scipy.
+          f"Machine: {m['cpu']}, {m['cores']} usable cores, load {m['load_average']}; torch {m['torch']}, numpy {m['numpy']}.",
           f"Photos: {result['clean']}. Median of {args.repeats} runs of {args.items} items, one core per measurement.\n",
-          "| size | kind | degrade only (pairs/s) | dataset item (pairs/s) |", "|---:|---|---:|---:|"]
-    md += [f"| {r['size']} | {r['kind']} | {r['degrade_pairs_per_s']} | {r['item_pairs_per_s']} |" for r in rows]
+          "| preset | size | kind | degrade only (pairs/s) | dataset item (pairs/s) | item ms |", "|---|---:|---|---:|---:|---:|"]
+    md += [f"| {r['preset']} | {r['size']} | {r['kind']} | {r['degrade_pairs_per_s']} | {r['item_pairs_per_s']} | {r['item_ms']} |"
+           for r in rows]
     md += ["", "| size | kinds | workers | batch | DataLoader pairs/s |", "|---:|---|---:|---:|---:|"]
     md += [f"| {r['size']} | {r['kinds']} | {r['workers']} | {r['batch']} | {r['pairs_per_s']} |" for r in loader_rows]
     (args.out / "synth.md").write_text("\n".join(md) + "\n")

@@ -100,6 +100,30 @@ def test_synth_preview_contact_sheet(cli, tmp_path: Path) -> None:
     assert cli("synth", clean, "-o", out, "--preview", "--strengths", "0,2").exit_code == 2
 
 
+def test_synth_preview_beside_real_photos_and_presets(cli, tmp_path: Path) -> None:
+    clean = _clean(tmp_path, 1)
+    real = tmp_path / "real"
+    for sub, value in (("hazy", 0), ("rain", 255)):
+        (real / sub).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((30, 50, 3), value, np.uint8)).save(real / sub / f"{i}.png")
+    out = tmp_path / "sheet.png"
+    r = cli("synth", clean, "-o", out, "--preview", "--kinds", "haze,rain,clean", "--strengths", "0,1", "--size", "32",
+            "--real-dir", real, "--real-count", "2", "--seeds", "2", "--scale", "2", "--preset", "r7")
+    assert r.exit_code == 0, r.output
+    sheet = np.asarray(Image.open(out))
+    cell = 32 + 2
+    # 3 kinds x 2 seeds = 6 rows; clean + 2 strengths + 1 real column (2 photos dealt over 2 rows)
+    assert sheet.shape[1] == 4 * cell and sheet.shape[0] == 6 * (32 + 16 + 2)
+    haze_real = sheet[16 + 8 : 16 + 30, 3 * cell + 4 : 3 * cell + 30]
+    rain_real = sheet[2 * 50 + 16 + 8 : 2 * 50 + 16 + 30, 3 * cell + 4 : 3 * cell + 30]
+    assert haze_real.max() == 0 and rain_real.min() == 255
+    assert cli("synth", clean, "-o", out, "--preview", "--overwrite", "--preset", "r99").exit_code == 2
+    assert cli("synth", clean, "-o", out, "--preview", "--overwrite", "--real-dir", tmp_path / "nope").exit_code == 2
+    r = cli("synth", clean, "--list-kinds", "-o", tmp_path / "x", "--preset", "r6")
+    assert "clean" not in r.output.split() and "haze" in r.output.split()
+
+
 def test_data_check_reports_problems(cli, tmp_path: Path) -> None:
     root = tmp_path / "set"
     for sub in ("input", "target"):

@@ -69,12 +69,17 @@ def synth(
     config: Optional[Path] = typer.Option(None, metavar="YAML", help="YAML with kind parameter ranges and compound kinds."),
     preview: bool = typer.Option(False, "--preview", help="Write a contact sheet PNG instead: rows = kinds, columns = strengths."),
     strengths: str = typer.Option("0,0.25,0.5,0.75,1", metavar="S,...", help="Strengths for --preview (each in [0, 1])."),
+    real_dir: Optional[Path] = typer.Option(None, "--real-dir", metavar="DIR", help="With --preview: real photos in DIR/hazy, DIR/rain, DIR/blur... beside each kind's row."),
+    real_count: int = typer.Option(3, "--real-count", min=1, metavar="N", help="With --real-dir: real photos per kind."),
+    seeds: int = typer.Option(1, "--seeds", min=1, metavar="N", help="With --preview: rows per kind, seeds SEED, SEED+1, ..."),
+    scale: float = typer.Option(1.0, "--scale", min=1.0, max=16.0, metavar="S", help="With --preview: degrade at S x the size and downsample (as training at scale S)."),
+    preset: Optional[str] = typer.Option(None, "--preset", metavar="NAME", help="Degradation ranges: r7 (default) or r6 (the shipped model's); --config applies on top."),
     overwrite: bool = typer.Option(False, help="Replace existing outputs."),
     list_kinds: bool = typer.Option(False, "--list-kinds", help="List the available kinds and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Make a paired synthetic set: OUT/input, OUT/target and per-image parameter JSON in OUT/params."""
-    registry = _registry(config)
+    registry = _registry(config, preset)
     if list_kinds:
         for name in registry.names():
             _out.print(name)
@@ -95,20 +100,55 @@ def synth(
         raise _fail(f"{clean_dir}: no readable images")
     crop = _Crop(size, resize)
     if preview:
+        real = _real_photos(real_dir, kind_list, real_count) if real_dir is not None else None
         _synth_preview(good, len(bad), clean_dir, output, kind_list, _parse_floats(strengths, "--strengths"),
-                       crop, seed, registry, overwrite)
+                       crop, seed, registry, overwrite, seeds, real, scale)
     if _is_within(output, clean_dir):
         raise _fail(f"{output}: output must not be inside the clean folder {clean_dir} (inputs are never modified)", 2)
     _synth_pairs(good, len(bad), clean_dir, output, kind_list, per_image, crop, seed, registry, overwrite, quiet)
 
 
-def _registry(config: Optional[Path]) -> "Registry":
+def _registry(config: Optional[Path], preset: Optional[str] = None) -> "Registry":
     from ..degrade import REGISTRY, Registry
 
     try:
-        return Registry.from_config(config) if config else REGISTRY
+        start = Registry.preset(preset) if preset else None
+    except KeyError as e:
+        raise _fail(f"--preset: {e.args[0]}", 2)
+    try:
+        return Registry.from_config(config, start=start) if config else (start or REGISTRY)
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise _fail(f"{config}: bad kind config: {e}", 2)
+
+
+def _real_photos(real_dir: Path, kind_list: list[str], count: int) -> "dict[str, list[np.ndarray]]":
+    """Up to ``count`` photos per kind from the kind folders of ``real_dir`` (spread evenly
+    over the sorted folder, so reruns show the same ones); a compound kind gets the photos of
+    its first part, a kind with no folder none."""
+    import numpy as np
+
+    from ..data.io import list_images, read_image
+    from ..data.real import FOLDER_KINDS
+
+    if not real_dir.is_dir():
+        raise _fail(f"--real-dir {real_dir}: not a folder", 2)
+    folders: dict[str, list[Path]] = {}
+    for sub in sorted(p for p in real_dir.iterdir() if p.is_dir()):
+        kind = FOLDER_KINDS.get(sub.name.lower())
+        if kind is not None:
+            folders.setdefault(kind, []).extend(list_images(sub, True))
+    out: dict[str, list[np.ndarray]] = {}
+    for kind in kind_list:
+        files = folders.get(kind.split("+")[0], [])
+        picks = sorted({int(i) for i in np.linspace(0, len(files) - 1, min(count, len(files)))}) if files else []
+        photos = []
+        for i in picks:
+            try:
+                photos.append(_resize_short(read_image(files[i]), 256))
+            except Exception as e:  # an unreadable real photo only leaves a gap in the sheet
+                _problem(files[i], str(e).split(": ", 1)[-1])
+        out[kind] = photos
+    return out
 
 
 @dataclass(frozen=True)
@@ -138,7 +178,8 @@ class _Crop:
 
 
 def _synth_preview(good: list[Path], failures: int, clean_dir: Path, output: Path, kind_list: list[str],
-                   svals: list[float], crop: _Crop, seed: int, registry: "Registry", overwrite: bool) -> None:
+                   svals: list[float], crop: _Crop, seed: int, registry: "Registry", overwrite: bool,
+                   seeds: int = 1, real: "dict[str, list[np.ndarray]] | None" = None, scale: float = 1.0) -> None:
     """Write the contact sheet of the first readable photo; always ends with typer.Exit."""
     from PIL import Image
 
@@ -159,7 +200,8 @@ def _synth_preview(good: list[Path], failures: int, clean_dir: Path, output: Pat
         raise _fail(f"{clean_dir}: no readable images")
     if crop.size is None and crop.resize is None:
         img = _resize_short(img, 192)
-    sheet = contact_sheet(crop(img, None), kind_list, svals, seed=seed, registry=registry)
+    sheet = contact_sheet(crop(img, None), kind_list, svals, seed=seed, registry=registry, seeds=seeds, real=real,
+                          scale=scale)
     write_atomic(target, lambda f: Image.fromarray(sheet).save(f, format="PNG"))
     _out.print(f"wrote {target} ({len(kind_list)} kinds x {len(svals)} strengths, from {path.name})")
     raise typer.Exit(1 if failures else 0)

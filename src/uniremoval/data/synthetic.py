@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..degrade import PRIMARY_KINDS, REGISTRY, Registry
+from ..degrade import PRIMARY_KINDS, REGISTRY, Registry, resize
 from ..image_io import scan_images
 from .io import check_image, read_image, to_tensor
 from .manifest import ManifestMixin
@@ -49,6 +49,13 @@ class SyntheticPairs(Dataset, ManifestMixin):
     Each crop is taken with a `margin` on every side, degraded, and the margin cut off, so
     blur and rain near the crop border see real image content (no padding artefacts).
 
+    With `scales` = (lo, hi), each item draws a scale s log-uniformly in [lo, hi]: the crop
+    (with its margin) is degraded at s times the output size, from a region of the photo that
+    large (upsampled when the photo is smaller), and both images are then downsampled to the
+    output size with the same Lanczos filter. The registry's ranges describe degradations at a
+    full-resolution photo's size; s spreads them over the sizes they have in smaller or
+    downscaled photos (a 65 px shake at s = 4 is a 16 px shake in the crop).
+
     Unreadable files in the clean folder are skipped at construction and listed in
     ``self.skipped`` as ``(path, reason)``.
 
@@ -68,6 +75,7 @@ class SyntheticPairs(Dataset, ManifestMixin):
         registry: Registry | None = None,
         full_check: bool = True,
         cache: bool = False,
+        scales: tuple[float, float] | None = None,
     ) -> None:
         self.registry = registry or REGISTRY
         self.kinds = tuple(kinds)
@@ -87,6 +95,13 @@ class SyntheticPairs(Dataset, ManifestMixin):
         self.epoch = 0
         self.cache = cache
         self._cache: dict[int, np.ndarray] = {}
+        if scales is not None:
+            lo, hi = float(scales[0]), float(scales[1])
+            if not 0 < lo <= hi:
+                raise ValueError(f"scales must be 0 < lo <= hi, got {scales}")
+            if crop is None:
+                raise ValueError("scales need a crop size")
+        self.scales = None if scales is None else (lo, hi)
 
     def __len__(self) -> int:
         return self.length
@@ -120,6 +135,22 @@ class SyntheticPairs(Dataset, ManifestMixin):
         """The seed of item `index` in the current epoch."""
         return self.seed + self.epoch * len(self) + index
 
+    def _scaled_crop(self, img: np.ndarray, rng: np.random.Generator, info: dict[str, Any]) -> tuple[np.ndarray, int, int]:
+        """The region to degrade at scale s (see the class docstring): (region, margin, output
+        side with margin)."""
+        assert self.crop is not None and self.scales is not None
+        lo, hi = self.scales
+        s = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        out_side = self.crop + 2 * self.margin
+        side = max(int(round(out_side * s)), out_side)
+        region = min(side, *img.shape[:2])
+        y, x = random_crop_box(rng, img.shape[0], img.shape[1], region)
+        piece = img[y : y + region, x : x + region]
+        if region != side:  # a photo smaller than the region: synthesise on it upsampled
+            piece = np.clip(resize(piece, side, side), 0.0, 1.0)
+        info.update(crop=[y, x, region], scale=round(s, 4), synth_size=side)
+        return piece, self.margin, out_side
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self):
             raise IndexError(index)
@@ -129,7 +160,10 @@ class SyntheticPairs(Dataset, ManifestMixin):
         j = int(rng.integers(len(self.images)))
         img = self._load(j)
         info: dict[str, Any] = {"source": self.images[j].name}
-        if self.crop is not None:
+        m, out_side = 0, None
+        if self.crop is not None and self.scales is not None:
+            img, m, out_side = self._scaled_crop(img, rng, info)
+        elif self.crop is not None:
             size = self.crop
             # Use the margin only as far as the photo allows; the rest is reflect padding.
             m = max(min(self.margin, (min(img.shape[:2]) - size) // 2), 0)
@@ -137,13 +171,14 @@ class SyntheticPairs(Dataset, ManifestMixin):
             y, x = random_crop_box(rng, big.shape[0], big.shape[1], size + 2 * m)
             img = big[y : y + size + 2 * m, x : x + size + 2 * m]
             info["crop"] = [y + m, x + m, size]
-        else:
-            m = 0
         if self.hflip and rng.random() < 0.5:
             img = img[:, ::-1]
             info["hflip"] = True
         img = np.ascontiguousarray(img)
         degraded, record = self.registry.synthesize(img, kind, rng)
+        if out_side is not None and img.shape[0] != out_side:
+            img = np.clip(resize(img, out_side, out_side), 0.0, 1.0)
+            degraded = np.clip(resize(degraded, out_side, out_side), 0.0, 1.0)
         if m:
             img, degraded = img[m:-m, m:-m], degraded[m:-m, m:-m]
         record["seed"] = seed

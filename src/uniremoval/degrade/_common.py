@@ -109,3 +109,44 @@ def summarise_kernel(kernel: np.ndarray) -> dict[str, object]:
 def r(x: float, nd: int = 4) -> float:
     """Round a float for the parameter record (JSON stays short and readable)."""
     return round(float(x), nd)
+
+
+def pick_log(rng: np.random.Generator, bounds: Sequence[float], strength: float | None = None) -> float:
+    """Log-uniform version of `pick` (one draw; `strength` interpolates in log space).
+
+    Sizes (streak length, kernel size) that span two orders of magnitude across photo
+    resolutions are drawn on a log scale, so small and large sizes are equally common.
+    """
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if lo <= 0 or hi <= 0:
+        raise ValueError(f"log-uniform bounds must be positive, got {bounds}")
+    return float(np.exp(pick(rng, (np.log(lo), np.log(hi)), strength)))
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 sRGB decoding (values in [0, 1]; above 1 continues the power law)."""
+    x = np.asarray(x, dtype=np.float32)
+    return np.where(x <= 0.04045, x / 12.92, ((np.maximum(x, 0.04045) + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """Inverse of `srgb_to_linear` (input clipped at 0)."""
+    x = np.maximum(np.asarray(x, dtype=np.float32), 0.0)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.maximum(x, 0.0031308) ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
+def resize(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Resize a float HxWxC (or HxW) image to (h, w) with Lanczos (Pillow, per channel, float).
+
+    Used to synthesise at a large size and come back down, and to upsample evaluation
+    pairs; one filter everywhere so the clean and degraded images stay comparable.
+    """
+    from PIL import Image
+
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.shape[:2] == (h, w):
+        return arr.copy()
+    planes = arr[:, :, None] if arr.ndim == 2 else arr
+    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(planes[:, :, c]), mode="F").resize((w, h), Image.LANCZOS))
+                    for c in range(planes.shape[2])], axis=2)
+    return out[:, :, 0] if arr.ndim == 2 else out

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import signal
 
-from ._common import Range, as_float_image, choose, pick, pick_int, r, summarise_kernel
+from ._common import Range, as_float_image, choose, pick, pick_int, r, smooth_field, summarise_kernel
+from .camera import CameraParams, camera_pipeline
 
 
 @dataclass
@@ -35,6 +36,14 @@ class BlurParams:
     """Disk radius in pixels."""
     gaussian_sigma: Range = (0.6, 3.0)
     """Gaussian sigma in pixels (major axis)."""
+    # Off by default (the "r6" ranges); the "r7" preset turns them on.
+    p_varying: float = 0.0
+    """Probability of spatially varying blur: 2-4 kernels blended with smooth weights (a
+    rotating camera, or depth-dependent defocus, blurs each part of the photo differently)."""
+    varying_kernels: tuple[int, int] = (2, 4)
+    """Number of kernels in spatially varying blur (inclusive)."""
+    camera: CameraParams | None = None
+    """When set, blur in linear light with boosted highlights, then noise, gamma, JPEG."""
 
 
 def _normalised(k: np.ndarray) -> np.ndarray:
@@ -148,6 +157,23 @@ def sample_kernel(
     return k, rec
 
 
+def _varying(
+    rng: np.random.Generator, p: BlurParams, strength: float | None, first: np.ndarray, h: int, w: int
+) -> tuple[list[np.ndarray], np.ndarray, list[dict[str, object]]]:
+    """Kernels and their smooth per-pixel weights (n x H x W, summing to 1 at every pixel)."""
+    n = pick_int(rng, p.varying_kernels)
+    kernels, recs = [first], []
+    for _ in range(max(n, 2) - 1):
+        k, rec = sample_kernel(rng, p, strength)
+        kernels.append(k)
+        recs.append(rec)
+    # Softmax of smooth fields: each kernel owns a region, with soft transitions between.
+    sharp = float(rng.uniform(4.0, 12.0))
+    fields = np.stack([smooth_field(rng, h, w, float(rng.uniform(1.0, 3.0))) for _ in kernels]) * sharp
+    weights = np.exp(fields - fields.max(axis=0, keepdims=True))
+    return kernels, (weights / weights.sum(axis=0, keepdims=True)).astype(np.float32), recs
+
+
 def add_blur(
     image: np.ndarray,
     rng: np.random.Generator,
@@ -157,7 +183,23 @@ def add_blur(
     """Blur `image` (float32 HxWx3 in [0, 1]); returns (blurred image, parameter record).
 
     `strength` in [0, 1], when given, sets the kernel size/radius/sigma at that quantile.
+    With `params.p_varying` the blur varies across the image; with `params.camera` it is
+    applied in linear light with highlights, then noise, gamma and JPEG (see `camera`).
     """
+    p = params or BlurParams()
     img = as_float_image(image)
-    k, rec = sample_kernel(rng, params, strength)
-    return np.clip(convolve(img, k), 0.0, 1.0), rec
+    k, rec = sample_kernel(rng, p, strength)
+    kernels, weights = [k], None
+    if p.p_varying > 0 and rng.random() < p.p_varying:
+        kernels, weights, extra = _varying(rng, p, strength, k, img.shape[0], img.shape[1])
+        rec["varying"] = extra
+
+    def blur(x: np.ndarray) -> np.ndarray:
+        if weights is None:
+            return convolve(x, kernels[0])
+        return sum(wt[:, :, None] * convolve(x, kk) for wt, kk in zip(weights, kernels))  # type: ignore[return-value]
+
+    if p.camera is None:
+        return np.clip(blur(img), 0.0, 1.0), rec
+    out, rec["camera"] = camera_pipeline(img, rng, p.camera, blur)
+    return out, rec

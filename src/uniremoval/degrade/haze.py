@@ -49,6 +49,16 @@ class HazeParams:
     """Probability of non-homogeneous haze (beta varies smoothly in space)."""
     nonhomogeneous_amount: Range = (0.3, 0.9)
     """Log-amplitude of the beta modulation in non-homogeneous haze."""
+    # Off by default (the "r6" ranges); the "r7" preset turns them on.
+    palette: dict[str, float] | None = None
+    """When set, the airlight colour family -> probability: ``neutral`` (grey), ``random``
+    (the `p_coloured`/`tint` tint), ``warm`` (smog: yellow-brown), ``cool`` (blue hour)."""
+    warm_tint: Range = (0.05, 0.65)
+    """Amount u of a warm airlight, chroma 1 + u (0.6, 0.2, -0.8) (u = 0.62: A = (1, 0.82, 0.37))."""
+    cool_tint: Range = (0.03, 0.25)
+    """Amount u of a cool airlight, chroma 1 + u (-0.6, -0.3, 0.9)."""
+    airlight_max: float = 1.0
+    """Clip of the airlight; above 1, dense haze saturates to white (bright, blown-out skies)."""
 
 
 def pseudo_depth(
@@ -83,6 +93,31 @@ def pseudo_depth(
     return normalise((1.0 - mix) * grad + mix * normalise(guide)), info
 
 
+_WARM = np.asarray([0.6, 0.2, -0.8], dtype=np.float32)
+_COOL = np.asarray([-0.6, -0.3, 0.9], dtype=np.float32)
+
+
+def _airlight(rng: np.random.Generator, p: HazeParams, a: float) -> tuple[np.ndarray, str]:
+    """Airlight colour of brightness `a` and its family name (see `HazeParams.palette`)."""
+    family = "random" if p.palette is None else choose(rng, p.palette)
+    tint = np.zeros(3, dtype=np.float32)
+    if family == "random":
+        if rng.random() < p.p_coloured:
+            tint = rng.uniform(-1.0, 1.0, 3).astype(np.float32) * pick(rng, p.tint)
+            tint -= tint.mean()  # a tint changes colour, not overall brightness
+        return np.clip(a * (1.0 + tint), 0.0, p.airlight_max).astype(np.float32), family
+    if family == "warm":
+        tint = _WARM * pick(rng, p.warm_tint)
+    elif family == "cool":
+        tint = _COOL * pick(rng, p.cool_tint)
+    elif family != "neutral":
+        raise ValueError(f"unknown airlight family {family!r}")
+    # The brightest channel gets `a`, as the dark-channel estimate of real hazy photos shows
+    # (a smog airlight is a dimmer blue, not a brighter red).
+    chroma = 1.0 + tint
+    return np.clip(a * chroma / chroma.max(), 0.0, p.airlight_max).astype(np.float32), family
+
+
 def add_haze(
     image: np.ndarray,
     rng: np.random.Generator,
@@ -103,11 +138,7 @@ def add_haze(
     depth = near + (1.0 - near) * np.power(depth, gamma, dtype=np.float32)
     beta = pick(rng, p.beta, strength)
     a = pick(rng, p.airlight)
-    tint = np.zeros(3, dtype=np.float32)
-    if rng.random() < p.p_coloured:
-        tint = rng.uniform(-1.0, 1.0, 3).astype(np.float32) * pick(rng, p.tint)
-        tint -= tint.mean()  # a tint changes colour, not overall brightness
-    airlight = np.clip(a * (1.0 + tint), 0.0, 1.0).astype(np.float32)
+    airlight, family = _airlight(rng, p, a)
     beta_map: np.ndarray | float = beta
     nonhomog = 0.0
     if rng.random() < p.p_nonhomogeneous:
@@ -119,6 +150,7 @@ def add_haze(
     record: dict[str, object] = {
         "beta": r(beta),
         "airlight": [r(v) for v in airlight],
+        "airlight_family": family,
         "depth_source": source,
         "depth": depth_info,
         "near_depth": r(near),

@@ -16,8 +16,10 @@ import numpy as np
 
 from ._common import as_float_image
 from .blur import BlurParams, add_blur
+from .clean import CleanParams, add_clean
 from .haze import HazeParams, add_haze
 from .noise import JpegParams, NoiseParams, add_jpeg, add_noise
+from .presets import DEFAULT_PRESET, PRESETS, preset_spec
 from .rain import RainParams, add_rain
 
 SynthFn = Callable[[np.ndarray, np.random.Generator, Any, "float | None"], "tuple[np.ndarray, dict[str, Any]]"]
@@ -29,6 +31,7 @@ SYNTHESISERS: dict[str, tuple[SynthFn, type]] = {
     "blur": (add_blur, BlurParams),
     "noise": (add_noise, NoiseParams),
     "jpeg": (add_jpeg, JpegParams),
+    "clean": (add_clean, CleanParams),
 }
 
 
@@ -164,6 +167,18 @@ class Registry:
         return out, record
 
     @classmethod
+    def preset(cls, name: str = DEFAULT_PRESET) -> "Registry":
+        """A fresh registry with the kinds and ranges of preset `name` (``r6``: the ranges the
+        shipped model was trained on; ``r7``: the current defaults). See `presets`."""
+        spec = preset_spec(name)
+        reg = cls()
+        for kind, (base, params) in spec["kinds"].items():
+            reg.register(kind, SYNTHESISERS[base][0], params, base=base)
+        for kind, parts in spec["compounds"].items():
+            reg.register_compound(kind, [Part(k, float(pr)) for k, pr in parts])
+        return reg
+
+    @classmethod
     def from_config(cls, config: Mapping[str, Any] | str | Path, start: "Registry | None" = None) -> "Registry":
         """Build a registry from a dict or YAML file, starting from the defaults.
 
@@ -175,12 +190,19 @@ class Registry:
             compounds:
               rain+haze: [{kind: rain, p: 1.0}, {kind: haze, p: 0.7}]
             only: [haze, rain, blur, rain+haze]        # optional: keep just these kinds
+            preset: r6                                 # optional: start from a named preset
+
+        ``preset`` (default: `start`, else the default preset) names the ranges the other keys
+        modify; see `uniremoval.degrade.presets`.
         """
         if isinstance(config, (str, Path)):
             import yaml
 
             config = yaml.safe_load(Path(config).read_text()) or {}
-        reg = (start or default_registry()).copy()
+        if config.get("preset"):
+            reg = cls.preset(str(config["preset"]))
+        else:
+            reg = (start or default_registry()).copy()
         for name, spec in (config.get("kinds") or {}).items():
             spec = dict(spec or {})
             base = spec.pop("base", None)
@@ -206,15 +228,9 @@ class Registry:
         return reg
 
 
-def default_registry() -> Registry:
-    """A fresh registry with the built-in kinds and compounds."""
-    reg = Registry()
-    for name, (fn, pcls) in SYNTHESISERS.items():
-        reg.register(name, fn, pcls())
-    reg.register_compound("rain+haze", [Part("rain", 1.0), Part("haze", 1.0)])
-    reg.register_compound("blur+noise", [Part("blur", 1.0), Part("noise", 1.0)])
-    reg.register_compound("blur+jpeg", [Part("blur", 1.0), Part("jpeg", 1.0)])
-    reg.register_compound(
-        "mixed", [Part("haze", 0.4), Part("rain", 0.4), Part("blur", 0.4), Part("noise", 0.3), Part("jpeg", 0.3)]
-    )
-    return reg
+def default_registry(preset: str = DEFAULT_PRESET) -> Registry:
+    """A fresh registry with the built-in kinds and compounds of `preset` (default r7)."""
+    return Registry.preset(preset)
+
+
+__all__ = ["PRESETS", "SYNTHESISERS", "Kind", "Part", "Registry", "apply_overrides", "default_registry"]
