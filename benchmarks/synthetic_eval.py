@@ -32,12 +32,16 @@ from uniremoval.stages.transfer import parse_teachers
 KINDS = ("haze", "rain", "blur")
 
 
-def make_items(val_dir: Path, count: int, crop: int, seed: int, dest: Path) -> tuple[list[Item], dict[str, str]]:
+def make_items(val_dir: Path, count: int, crop: int, seed: int, dest: Path, preset: str = "r6") -> tuple[list[Item], dict[str, str]]:
     """``count`` pairs per kind (each a seeded photo, crop and degradation), as PNGs; and the
-    clean photo of every pair."""
+    clean photo of every pair. ``preset`` names the synthesis ranges: ``r6`` (the default)
+    keeps the pairs release 6 was measured on, whatever the current default synthesis is."""
+    from uniremoval.degrade import Registry
+
+    registry = Registry.preset(preset)
     sets = {}
     for k in KINDS:
-        ds = SyntheticPairs(val_dir, kinds=[k], crop=crop, seed=seed, hflip=False, length=count)
+        ds = SyntheticPairs(val_dir, kinds=[k], crop=crop, seed=seed, hflip=False, length=count, registry=registry)
         sets[k] = [ds[i] for i in range(count)]
     items = write_pairs(sets, dest)
     # write_pairs keeps the sets' order; SyntheticPairs names an item PHOTO_INDEX.
@@ -60,7 +64,9 @@ def bootstrap(diff: np.ndarray, groups: list[str], n: int, rng: np.random.Genera
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--val-dir", type=Path, required=True)
-    ap.add_argument("--teachers", required=True, help="haze=PATH,rain=PATH,blur=PATH")
+    ap.add_argument("--teachers", default=None, help="haze=PATH,rain=PATH,blur=PATH (optional: a teachers row and differences to it)")
+    ap.add_argument("--baseline", default=None, help="LABEL of a --model row the other models are compared to (e.g. the previous release)")
+    ap.add_argument("--preset", default="r6", help="synthesis ranges of the pairs (r6: the fixed pairs release 6 was measured on; r7: the current default)")
     ap.add_argument("--model", action="append", default=[], help="model name/path, or LABEL=PATH (repeat)")
     ap.add_argument("--count", type=int, default=48)
     ap.add_argument("--crop", type=int, default=256)
@@ -71,19 +77,21 @@ def main() -> None:
     a = ap.parse_args()
     # LABEL=PATH names a row; a bare name/path is its own label.
     models = [m.split("=", 1) if "=" in m else [m, m] for m in (a.model or ["default"])]
-    teachers = parse_teachers(a.teachers)
+    teachers = parse_teachers(a.teachers) if a.teachers else {}
     missing = [k for k in KINDS if k not in teachers]
-    if missing:
+    if teachers and missing:
         raise ValueError(f"--teachers: no teacher for {', '.join(missing)} (give haze=PATH,rain=PATH,blur=PATH)")
     if not a.val_dir.expanduser().is_dir():
         raise ValueError(f"--val-dir {a.val_dir}: not a folder")
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        items, photo = make_items(a.val_dir.expanduser(), a.count, a.crop, a.seed, root / "pairs")
+        items, photo = make_items(a.val_dir.expanduser(), a.count, a.crop, a.seed, root / "pairs", a.preset)
         inp = load_method("identity")
         inp.name = "input"
-        methods = [inp, load_method("dcp"), per_kind_method("teachers", {k: load_method(p, device="cpu") for k, p in teachers.items()})]
+        methods = [inp, load_method("dcp")]
+        if teachers:
+            methods.append(per_kind_method("teachers", {k: load_method(p, device="cpu") for k, p in teachers.items()}))
         names = []
         for label, spec in models:
             m = load_method(spec, device="cpu")
@@ -97,7 +105,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     out: dict = {
         "what": "PSNR (dB) per kind on synthetic pairs from --val-dir; 95 % intervals of paired mean differences (bootstrap over photos)",
-        "val_dir": str(a.val_dir), "count_per_kind": a.count, "photos": len(set(photo.values())), "crop": a.crop, "seed": a.seed, "bootstrap": a.boot,
+        "val_dir": str(a.val_dir), "count_per_kind": a.count, "photos": len(set(photo.values())), "crop": a.crop, "seed": a.seed, "preset": a.preset, "bootstrap": a.boot,
         "teachers": {k: read_config(p)[0].sha256 for k, p in teachers.items()},
         "models": {label: {"path": spec, "sha256": read_config(spec)[0].sha256} for label, spec in models},
         "machine": platform.platform(), "seconds": round(time.time() - t0, 1),
@@ -108,14 +116,15 @@ def main() -> None:
         d: dict = {}
         for k in KINDS:
             imgs = sorted(psnr[n][k])
-            for ref in ("teachers", "dcp") if k == "haze" else ("teachers",):
+            refs = (["teachers"] if teachers else []) + (["dcp"] if k == "haze" else []) + ([a.baseline] if a.baseline and a.baseline != n else [])
+            for ref in refs or ["input"]:
                 diff = np.array([psnr[n][k][i] - psnr[ref][k][i] for i in imgs])
                 lo, hi = bootstrap(diff, [photo[i] for i in imgs], a.boot, rng)
                 d[f"{k}-{ref}"] = {"mean": float(diff.mean()), "ci95": [lo, hi], "wins": int((diff > 0).sum()), "n": len(diff)}
         out["differences"][n] = d
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"synthetic_eval_{a.tag}.json").write_text(json.dumps(out, indent=1))
-    lines = [f"# Synthetic evaluation ({a.count} pairs per kind, crop {a.crop}, seed {a.seed}, `{a.val_dir}`)\n",
+    lines = [f"# Synthetic evaluation ({a.count} pairs per kind, crop {a.crop}, seed {a.seed}, preset {a.preset}, `{a.val_dir}`)\n",
              "| method | " + " | ".join(KINDS) + " |", "|---|" + "---|" * len(KINDS)]
     for m, kinds in out["means"].items():
         lines.append(f"| {m} | " + " | ".join(f"{kinds.get(k, float('nan')):.2f}" for k in KINDS) + " |")

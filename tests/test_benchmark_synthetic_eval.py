@@ -44,3 +44,28 @@ def test_synthetic_eval_bad_input_is_one_line(tmp_path: Path, identity_model: Pa
            "--teachers", f"haze={identity_model}"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "no teacher for rain, blur" in r.stderr
+
+
+def test_synthetic_eval_without_teachers_compares_to_a_baseline_on_fixed_r6_pairs(
+    tmp_path: Path, identity_model: Path, random_model: Path
+) -> None:
+    """Teachers are optional (they may be gone); --baseline compares models to a release,
+    and the pairs stay release 6's (preset r6) whatever the default synthesis becomes."""
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).save(clean / f"p{i}.png")
+    base = [sys.executable, str(ROOT / "benchmarks" / "synthetic_eval.py"), "--val-dir", str(clean),
+            "--model", f"old={identity_model}", "--model", f"new={random_model}", "--baseline", "old",
+            "--count", "3", "--crop", "32", "--boot", "20", "--out", str(tmp_path / "out")]
+    means = {}
+    for preset in ("r6", "r7"):
+        r = subprocess.run(base + ["--tag", preset, "--preset", preset], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        out = json.loads((tmp_path / "out" / f"synthetic_eval_{preset}.json").read_text())
+        assert out["preset"] == preset and "teachers" not in out["means"]
+        assert set(out["differences"]["new"]) == {"haze-dcp", "haze-old", "rain-old", "blur-old"}
+        assert set(out["differences"]["old"]) == {"haze-dcp", "rain-input", "blur-input"}  # nothing else to compare to
+        means[preset] = out["means"]["input"]
+    assert means["r6"] != means["r7"]

@@ -115,3 +115,40 @@ def test_ablation_rows_switch_term_groups_off(tmp_path: Path) -> None:
     base.loss.out_weight = base.loss.feat_weight = 0.0
     with pytest.raises(ConfigError, match="loss.out_weight or loss.feat_weight > 0"):
         row_config(base, "transfer", tmp_path)
+
+
+def test_data_scales_are_checked_and_reach_the_training_pairs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """data.scales ([lo, hi]) is validated on load and handed to SyntheticPairs, so a stage
+    trains on degradations drawn at several scales (issue [1/5])."""
+    import pytest as _pytest
+
+    from uniremoval.stages.common import StageDataConfig
+    from uniremoval.train.config import ConfigError
+
+    class D(StageDataConfig):
+        images_per_step: int = 2
+
+    assert D().train_scales() is None
+    d = D(scales=[1, 4])
+    d.images_per_step = 2
+    d.check("data", "images_per_step")
+    assert d.train_scales() == (1.0, 4.0)
+    for bad in ([4, 1], [0.5, 2], [1], ["a", 2], [1, 9]):
+        with _pytest.raises(ConfigError, match="data.scales"):
+            D(scales=bad).check("data", "images_per_step")  # type: ignore[arg-type]
+
+
+def test_teacher_config_scales_reach_the_dataset(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+    from PIL import Image
+
+    from uniremoval.stages.teacher import build_datasets, load_teacher_config
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)).save(clean / "a.png")
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    cfg = load_teacher_config(root / "configs" / "tiny_teacher.yaml", "haze", [f"data.clean_dir={clean}", "data.scales=[1, 2]", "data.crop=16"])
+    train, _, _ = build_datasets(cfg)
+    assert train.scales == (1.0, 2.0)
+    assert train[0]["input"].shape[-2:] == (16, 16)

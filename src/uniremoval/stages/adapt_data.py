@@ -124,7 +124,7 @@ def build_adapt_data(d: AdaptDataConfig, seed: int) -> tuple[Dataset, list[dict[
     clean = D.RealPhotos(clean_dir, crop=d.crop, seed=seed + 1, hflip=True, full_check=False)
     if len(clean) == 0:
         raise ConfigError(f"data.clean_dir {clean_dir}: no readable photos")
-    syn = D.SyntheticPairs(syn_dir, kinds=d.kinds, crop=d.crop, seed=seed + 2, registry=reg, full_check=False)
+    syn = D.SyntheticPairs(syn_dir, kinds=d.kinds, crop=d.crop, seed=seed + 2, registry=reg, full_check=False, scales=d.train_scales())
     items = AdaptItems(real, clean, syn, d.epoch_size, seed)
     val: list[dict[str, Any]] = []
     if d.val_dir and d.val_count:

@@ -44,8 +44,13 @@ class StageDataConfig:
     val_seed: int = 12345
     #: Epoch length in dataset items (crops and degradations are drawn anew every epoch).
     epoch_size: int = 10000
-    #: Optional degradation config for ``uniremoval.degrade`` (kind ranges, new kinds).
+    #: Optional degradation config for ``uniremoval.degrade`` (kind ranges, new kinds,
+    #: ``preset: r6`` for release 6's ranges).
     degrade: dict[str, Any] = field(default_factory=dict)
+    #: ``[lo, hi]``: training pairs are degraded at a scale drawn log-uniformly from it and
+    #: downsampled to ``crop``, so degradations the size a full-resolution photo has them are
+    #: in range (null: at the crop's own scale). Validation sets stay at scale 1.
+    scales: list[float] | None = None
 
     #: Old key -> current field; :func:`~uniremoval.train.config.from_dict` reads the old one.
     RENAMED: ClassVar[dict[str, str]] = {}
@@ -58,6 +63,14 @@ class StageDataConfig:
             raise ConfigError(f"{where}.crop: must be at least {min_crop}")
         if self.val_count < 0 or self.epoch_size < 1:
             raise ConfigError(f"{where}: val_count >= 0 and epoch_size >= 1 required")
+        if self.scales is not None:
+            ok = isinstance(self.scales, (list, tuple)) and len(self.scales) == 2
+            if not ok or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.scales) or not 1 <= self.scales[0] <= self.scales[1] <= 8:
+                raise ConfigError(f"{where}.scales: give [lo, hi] with 1 <= lo <= hi <= 8, or null")
+
+    def train_scales(self) -> tuple[float, float] | None:
+        """``scales`` as ``SyntheticPairs`` takes it."""
+        return (float(self.scales[0]), float(self.scales[1])) if self.scales else None
 
 
 def parse_teachers(spec: str | None) -> dict[str, str]:

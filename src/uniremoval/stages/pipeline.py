@@ -171,9 +171,11 @@ def write_pairs(sets: Mapping[str, Sequence[dict[str, Any]]], dest: Path) -> lis
 
 def _synthetic_set(cfg: PipelineConfig, dest: Path) -> list[Any]:
     """The fixed synthetic evaluation pairs (``eval.count`` per kind, seeded), as PNGs."""
+    from ..degrade import Registry
     from .common import synthetic_val_sets
 
-    return write_pairs(synthetic_val_sets(cfg.val_dir, cfg.kinds, cfg.eval.count, cfg.eval.crop, cfg.eval.seed), dest)  # type: ignore[arg-type]
+    sets = synthetic_val_sets(cfg.val_dir, cfg.kinds, cfg.eval.count, cfg.eval.crop, cfg.eval.seed, Registry.preset(cfg.eval.preset))  # type: ignore[arg-type]
+    return write_pairs(sets, dest)
 
 
 def evaluate_pipeline(

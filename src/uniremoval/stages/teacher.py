@@ -123,7 +123,7 @@ def build_datasets(cfg: TeacherConfig) -> tuple[Dataset, Sequence[dict[str, Any]
         if not Path(d.clean_dir).expanduser().is_dir():
             raise ConfigError(f"data.clean_dir {d.clean_dir}: not a folder")
         reg = degrade_registry(d.degrade)
-        train = D.SyntheticPairs(Path(d.clean_dir).expanduser(), kinds=[cfg.kind], crop=d.crop, seed=cfg.run.seed, length=d.epoch_size, registry=reg)
+        train = D.SyntheticPairs(Path(d.clean_dir).expanduser(), kinds=[cfg.kind], crop=d.crop, seed=cfg.run.seed, length=d.epoch_size, registry=reg, scales=d.train_scales())
         val: list[dict[str, Any]] = []
         if d.val_dir and d.val_count:
             vs = D.SyntheticPairs(Path(d.val_dir).expanduser(), kinds=[cfg.kind], crop=d.val_crop, seed=d.val_seed, hflip=False, registry=reg)

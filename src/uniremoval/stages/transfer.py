@@ -179,7 +179,7 @@ def build_transfer_datasets(cfg: TransferConfig) -> tuple[Dataset, dict[str, lis
         raise ConfigError("data.clean_dir is required (e.g. --set data.clean_dir=PATH)")
     clean = need_dir(d.clean_dir, "data.clean_dir")
     reg = degrade_registry(d.degrade)
-    train = D.SyntheticPairs(clean, kinds=kinds, crop=d.crop, seed=cfg.run.seed, length=d.epoch_size, registry=reg)
+    train = D.SyntheticPairs(clean, kinds=kinds, crop=d.crop, seed=cfg.run.seed, length=d.epoch_size, registry=reg, scales=d.train_scales())
     val = synthetic_val_sets(d.val_dir, kinds, d.val_count, d.val_crop, d.val_seed, reg) if d.val_dir and d.val_count else {}
     desc = {"source": "synthetic", "kinds": kinds, "clean_dir": d.clean_dir, "images": len(train.images), "val_dir": d.val_dir, "degrade": d.degrade}
     return KindTuples(train, kinds, counts=d.counts(kinds)), val, desc
