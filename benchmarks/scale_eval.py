@@ -90,7 +90,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--factors", default="1,2,4")
     ap.add_argument("--filter", choices=("lanczos", "bicubic"), default="lanczos")
-    ap.add_argument("--preset", default=None, help="Degradation preset (default: the default registry, as synthetic_eval).")
+    ap.add_argument("--preset", default="r6", help="Degradation preset (default r6: the fixed pairs of synthetic_eval.py; r7: the current ranges).")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (for the models).")
     ap.add_argument("--tag", default="default")
     ap.add_argument("--out", type=Path, default=Path("bench_out"))
