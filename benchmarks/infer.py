@@ -216,6 +216,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     tag = "_".join(devices) + ("_" + args.tag if args.tag else "")
     (out / f"infer_{tag}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"infer_{tag}.md").write_text(markdown(report, args))
+    print(f"wrote {out / f'infer_{tag}.json'} and .md")
+
+
+def markdown(report: dict, args: argparse.Namespace) -> str:
+    """The report as a Markdown page: the machine, the network's FLOPs, one row per point."""
+    flops_px, flops_photo, peaks, results = report["flops_per_pixel"], report["flops_per_photo"], report["matmul_peak_flops"], report["results"]
     m = report["machine"]
     lines = [f"# Inference benchmark ({args.arch})", "",
              f"Machine: {m['cpu']} ({m.get('isa', 'ISA not recorded')}), {m['cores']} cores, torch {m['torch']}" + (f", GPU {m['gpu']}" if "gpu" in m else "") + f"; {report['date']}.",
@@ -233,8 +240,7 @@ def main() -> None:
         else:
             lines.append(f"| {r['device']} | {r['backend']} | {r['precision']} ({r['compute_dtype']}) | {r['mp']} | {r['tiles']} | {r['median_s']:.2f} | "
                          f"{r['mp_per_s']:.3f} | {100 * r['share_of_matmul_peak']:.1f} | {r['peak_rss_mib']:.0f} | {r.get('peak_gpu_mib', 0):.0f} | {r['warmup_s']:.1f} |")
-    (out / f"infer_{tag}.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {out / f'infer_{tag}.json'} and .md")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

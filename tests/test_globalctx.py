@@ -165,3 +165,14 @@ def test_a_training_step_runs_with_a_context_network(tmp_path: Any) -> None:
     assert res.step == 2 and res.export is not None and "psnr" in res.metrics
     loaded = load_model(res.export)
     assert loaded.config.arch == "uniremoval-net" and nets.descriptor(loaded.net).takes_context
+
+
+@pytest.mark.parametrize("fix", ["affine", "haze"])
+def test_the_no_context_ablation_takes_no_context(fix: str) -> None:
+    net = _nudge(nets.build("uniremoval-net", **{**TINY_FAST, "context_dim": 0}, fix=fix), scale=0.1)
+    d = net.descriptor
+    assert d.context_size is None and not d.takes_context
+    assert not any(k.startswith("context.") or ".film." in k for k in net.state_dict())
+    x = torch.rand(3, 40, 24)
+    out = Engine(net, device="cpu", precision="fp32", tile=0)(x)
+    assert out.shape == x.shape and not torch.equal(out, x)

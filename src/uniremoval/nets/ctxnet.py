@@ -36,7 +36,7 @@ from . import register
 ZERO_INIT_MODULES: tuple[str, ...] = ("context", "film", "fix", "refine")
 
 
-def _run(blocks: nn.Sequential, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+def _run(blocks: nn.Sequential, h: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
     for blk in blocks:
         h = blk(h, cond)
     return h
@@ -52,7 +52,9 @@ class CtxUNet(nn.Module):
         unshuffle: 1 (top level at full resolution, as NAFNet) or 2 (PixelUnshuffle(2) in,
             PixelShuffle(2) out: every level at half the resolution).
         context_size: thumbnail side the network expects (:func:`thumbnail`).
-        context_dim, context_width: descriptor length and the context encoder's first width.
+        context_dim, context_width: descriptor length and the context encoder's first width;
+            ``context_dim`` 0 builds the network without context (the ablation: no encoder,
+            no FiLM, descriptor ``context_size`` None).
         fix: ``none`` | ``affine`` | ``haze`` (:class:`GlobalFix`), at 1/``fix_scale``.
         guided: upsample the fix with the fast guided filter (else bilinear).
         refine: width of the full-resolution refinement (0: none).
@@ -86,9 +88,10 @@ class CtxUNet(nn.Module):
         if fix not in FIX_MODES:
             raise ValueError(f"unknown fix {fix!r}; use one of {', '.join(FIX_MODES)}")
         r, n = unshuffle, len(enc)
-        self.r, self.context_size = r, int(context_size)
+        self.r = r
+        self.context_size = int(context_size) if context_dim else None
         self.size_multiple = r * 2**n
-        self.context = ContextEncoder(context_dim, context_width)
+        self.context = ContextEncoder(context_dim, context_width) if context_dim else None
         self.intro = nn.Conv2d(in_channels * r * r, width, 3, padding=1)
         self.ending = nn.Conv2d(width, in_channels * r * r, 3, padding=1)
         self.encoders, self.downs, self.ups, self.decoders = nn.ModuleList(), nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
@@ -123,11 +126,14 @@ class CtxUNet(nn.Module):
             self.fix = GlobalFix(fix, ch, context_dim, fix_scale, guided=guided)
         self.refine = Refine(refine) if refine else None
 
-    def describe_context(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
-        """The descriptor (Nc, context_dim) of ``context``, or of ``x``'s own thumbnail."""
+    def describe_context(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor | None:
+        """The descriptor (Nc, context_dim) of ``context``, or of ``x``'s own thumbnail (None
+        for a network without context)."""
+        if self.context is None or self.context_size is None:
+            return None
         return self.context(thumbnail(x, self.context_size) if context is None else context)
 
-    def _encode(self, x: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
+    def _encode(self, x: torch.Tensor, cond: torch.Tensor | None) -> list[torch.Tensor]:
         h = self.intro(F.pixel_unshuffle(x, self.r) if self.r > 1 else x)
         feats: list[torch.Tensor] = []
         for enc, down in zip(self.encoders, self.downs):

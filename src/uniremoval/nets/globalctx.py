@@ -91,15 +91,17 @@ def _zero(m: nn.Linear | nn.Conv2d) -> None:
 class FiLMBlock(NAFBlock):
     """A NAF block conditioned by the descriptor: ``norm1``'s output is scaled by ``1 + s``
     and shifted by ``b`` per channel, ``(s, b) = film(cond)``. ``film`` starts at zero, so a
-    fresh FiLM block computes exactly its NAF block (and loads its weights unchanged)."""
+    fresh FiLM block computes exactly its NAF block (and loads its weights unchanged).
+    ``cond_dim`` 0: no conditioning (the block is a NAF block)."""
 
     def __init__(self, c: int, cond_dim: int, **kw: object) -> None:
         super().__init__(c, **kw)  # type: ignore[arg-type]
-        self.film = nn.Linear(cond_dim, 2 * c)
-        _zero(self.film)
+        self.film = nn.Linear(cond_dim, 2 * c) if cond_dim else None
+        if self.film is not None:
+            _zero(self.film)
 
     def forward(self, inp: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
-        if cond is None:
+        if cond is None or self.film is None:
             return super().forward(inp)
         s, b = self.film(cond)[:, :, None, None].chunk(2, 1)  # (Nc, C, 1, 1): broadcast over tiles
         # Folded into the norm's own affine map: one pass over the map, as without FiLM.
@@ -165,21 +167,27 @@ class GlobalFix(nn.Module):
         self.radius, self.eps, self.k_max = int(radius), float(eps), float(k_max)
         n = 12 if mode == "affine" else 1
         self.head = nn.Conv2d(feat_channels, n, 1)
-        self.per_photo = nn.Linear(cond_dim, n)
-        for m in (self.head, self.per_photo):
-            _zero(m)
-        if mode == "haze":
-            self.airlight = nn.Linear(cond_dim, 3)
-            _zero(self.airlight)
+        # Without a descriptor (cond_dim 0, the no-context ablation) the per-photo terms are
+        # constants: the airlight a learned colour, no per-photo coefficient term.
+        self.per_photo = nn.Linear(cond_dim, n) if cond_dim else None
+        self.airlight = nn.Linear(max(cond_dim, 1), 3) if mode == "haze" else None
+        for m in (self.head, self.per_photo, self.airlight):
+            if m is not None:
+                _zero(m)
 
-    def forward(self, x: torch.Tensor, feat: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """``x`` (N, 3, H, W) full resolution, ``feat`` at 1/factor of it, ``cond`` (Nc, D)."""
-        coef = (self.head(feat) + self.per_photo(cond)[:, :, None, None]).float()
+    def forward(self, x: torch.Tensor, feat: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """``x`` (N, 3, H, W) full resolution, ``feat`` at 1/factor of it, ``cond`` (Nc, D) or
+        None (no context)."""
+        coef = self.head(feat).float()
+        if cond is not None and self.per_photo is not None:
+            coef = coef + self.per_photo(cond)[:, :, None, None].float()
         if self.mode == "haze":
             # elu: exactly 0 with slope 1 at a zero head (trainable from the start), and
             # k > -1 (t < inf); tanh caps k at k_max (t >= 1/(1+k_max)).
             coef = self.k_max * torch.tanh(F.elu(coef) / self.k_max)
-            a = torch.sigmoid(self.airlight(cond).float())[:, :, None, None]
+            assert self.airlight is not None
+            light = self.airlight.bias.view(1, 3) if cond is None or self.per_photo is None else self.airlight(cond)
+            a = torch.sigmoid(light.float())[:, :, None, None]
         xf = x.float()
         if self.guided:
             # The correction is made at low resolution, then carried up by a per-channel
