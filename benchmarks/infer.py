@@ -64,13 +64,15 @@ def _flops(arch: str, arch_args: dict[str, object], sides: tuple[int, ...]) -> d
     return out
 
 
-def matmul_peak(device: str) -> dict[str, float]:
-    """Measured FLOP/s of a large matrix product per dtype: the attainable peak we compare to."""
+def matmul_peak(device: str, bf16: bool = True) -> dict[str, float]:
+    """Measured FLOP/s of a large matrix product per dtype: the attainable peak we compare to.
+    ``bf16`` False measures float32 only (a bf16 product on a CPU without native bf16, say
+    one capped to AVX2, takes minutes and no fp32-only run needs it)."""
     import torch
 
     out = {}
     n = 2048 if device == "cpu" else 8192
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in (torch.float32, torch.bfloat16) if bf16 else (torch.float32,):
         a = torch.rand(n, n, device=device, dtype=dtype)
         b = torch.rand(n, n, device=device, dtype=dtype)
         times = []
@@ -188,10 +190,11 @@ def main() -> None:
     flops_px = flops_per_pixel(args.arch, json.loads(args.arch_args))
     flops_photo = flops_per_photo(args.arch, json.loads(args.arch_args))
     print(f"{args.arch}: {flops_px / 1e3:.1f} kFLOP per pixel, {flops_photo / 1e6:.1f} MFLOP per photo", flush=True)
-    peaks = {dev: matmul_peak(dev) for dev in devices}
+    cfgs = {dev: (args.configs or defaults.get(dev, "torch/fp32")).split(",") for dev in devices}
+    peaks = {dev: matmul_peak(dev, bf16=any(not c.endswith("/fp32") for c in cfgs[dev])) for dev in devices}
     results = []
     for dev in devices:
-        for cfg in (args.configs or defaults.get(dev, "torch/fp32")).split(","):
+        for cfg in cfgs[dev]:
             backend, prec = cfg.split("/")
             for mp in [float(s) for s in args.sizes.split(",")]:
                 cmd = [sys.executable, __file__, "--child", "--mp", str(mp), "--device", dev, "--precision", prec, "--backend", backend,
@@ -231,7 +234,7 @@ def markdown(report: dict, args: argparse.Namespace) -> str:
              f"load average at the end {report['load_average'][0]:.1f}.",
              f"Network: {flops_px / 1e3:.1f} kFLOP per pixel (convolutions and matrix products)"
              + (f" plus {flops_photo / 1e6:.0f} MFLOP per photo (context encoder)" if flops_photo > 1e5 else "") + "; "
-             + ", ".join(f"{d} matmul peak {v['float32'] / 1e9:.0f} GFLOP/s fp32, {v.get('bfloat16', 0) / 1e9:.0f} bf16" for d, v in peaks.items()) + ".", "",
+             + ", ".join(f"{d} matmul peak {v['float32'] / 1e9:.0f} GFLOP/s fp32" + (f", {v['bfloat16'] / 1e9:.0f} bf16" if "bfloat16" in v else "") for d, v in peaks.items()) + ".", "",
              "| device | backend | precision | MP | tiles | median s | MP/s | % of matmul peak | peak RSS MiB | peak GPU MiB | first-call s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:

@@ -8,7 +8,9 @@
 - :func:`features`: a network's feature levels, the cheap way when it has one;
 - :func:`grow`: a deeper network started from a shallower trained one;
 - :func:`thumbnail`: the context input of a whole photo for networks that read one
-  (descriptor ``context_size``; :mod:`.globalctx`, :mod:`.ctxnet`).
+  (descriptor ``context_size``; :mod:`.globalctx`, :mod:`.ctxnet`);
+- :func:`warm_start`: a ``nafnet-ctx`` / ``uniremoval-net`` started from a NAFNet's weights
+  wherever they fit (not the same function unless the layouts match; :func:`grow` is).
 """
 from __future__ import annotations
 
@@ -21,10 +23,12 @@ from .grow import grow
 from .padding import pad_to_multiple, reflect_indices
 from .registry import available, build, descriptor, register, size_multiple
 from .globalctx import thumbnail  # after the registry: its network modules register on import
+from .ctxnet import warm_start
 
 __all__ = [
     "NetDescriptor", "available", "build", "descriptor", "features", "grow", "pad_to_multiple",
     "reflect_indices", "register", "size_multiple", "thumbnail",
+    "warm_start",
 ]
 
 
