@@ -190,5 +190,5 @@ def test_one_context_for_the_batch_equals_one_per_image() -> None:
                 p.add_(torch.randn_like(p) * 0.3)
         shared = net(x, context=a)
         each = net(x, context=a.expand(3, -1, -1, -1).contiguous())
-        assert (shared - net(x, context=thumbnail(x[:1]))).abs().max() > 1e-3  # the context matters
+        assert (shared - net(x, context=thumbnail(x[:1]))).abs().max() > 2e-4  # the context matters
     assert (shared - each).abs().max() < 1e-5
