@@ -192,3 +192,13 @@ def test_one_context_for_the_batch_equals_one_per_image() -> None:
         each = net(x, context=a.expand(3, -1, -1, -1).contiguous())
         assert (shared - net(x, context=thumbnail(x[:1]))).abs().max() > 2e-4  # the context matters
     assert (shared - each).abs().max() < 1e-5
+
+
+def test_half_resolution_network_gets_larger_default_tiles() -> None:
+    from uniremoval.options import DEFAULT_TILE
+
+    fast = nets.build("uniremoval-net", **TINY_FAST)
+    assert fast.descriptor.tile_scale == 1.5
+    assert Engine(fast, device="cpu", tile="auto").tile == round(DEFAULT_TILE["cpu"] * 1.5 / 8) * 8
+    assert Engine(nets.build("nafnet-ctx", **TINY), device="cpu", tile="auto").tile == DEFAULT_TILE["cpu"]
+    assert Engine(fast, device="cpu", tile=256).tile == 256  # an explicit size is kept

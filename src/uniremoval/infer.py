@@ -97,7 +97,8 @@ class Engine:
             :class:`~uniremoval.export.OnnxNet` run by onnxruntime (fp32, its own threads).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ... or a ``torch.device``.
         precision: ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` (autocast compute dtype).
-        tile: ``"auto"`` (tile above the device's pixel budget), ``None``/``0`` (never
+        tile: ``"auto"`` (tile above the device's pixel budget, tiles of the device's default
+            side times the descriptor's ``tile_scale``), ``None``/``0`` (never
             tile), or a tile side in pixels.
         overlap: minimum overlap between neighbouring tiles in pixels (widened where the tile
             count allows); None means the device's default (CPU 32, else 64), but at most a
@@ -217,6 +218,10 @@ class Engine:
             if tile != "auto":
                 raise ValueError(f"tile must be 'auto', 0 or a size in pixels, not {tile!r}")
             self.tile = DEFAULT_TILE.get(kind, 768)
+            scale, m = self.descriptor.tile_scale, self.descriptor.size_multiple
+            if scale != 1:
+                # Smaller activations per pixel: larger tiles at the same footprint (descriptor).
+                self.tile = max(m, round(self.tile * scale / m) * m)
             self.pixel_budget = pixel_budget or DEFAULT_PIXEL_BUDGET.get(kind, 2_000_000)
         elif not tile:
             self.tile, self.pixel_budget = None, None

@@ -181,6 +181,9 @@ def _describe(net: CtxUNet) -> NetDescriptor:
         receptive_radius=None,
         grow_block=NAFBlock,
         context_size=net.context_size,
+        # Half-resolution top level: a quarter of the activations per pixel. Measured (12 MP,
+        # 2 AVX2 cores, engine only): 512 px tiles 4.9 s, 768 px 4.2 s, 1024 px 4.1 s.
+        tile_scale=1.5 if net.r > 1 else 1.0,
         zero_init_modules=ZERO_INIT_MODULES,
     )
 

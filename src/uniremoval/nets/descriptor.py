@@ -35,6 +35,11 @@ Tiling
     engine's blend ignores the outer quarter of each overlap); otherwise tiling is an
     approximation whose quality depends on the tile size.
 
+    ``tile_scale`` enlarges the engine's default tile side (``tile="auto"``) for a network
+    whose activations per input pixel are smaller than a full-resolution U-Net's (1.5 for
+    ``uniremoval-net``, whose top level runs at half resolution: fewer, larger tiles waste less
+    on overlaps and per-call overhead at the same cache footprint).
+
 Growth
     ``grow_block`` is the block class whose freshly initialised instances compute the
     identity: a deeper network of the same architecture can then start from a shallower
@@ -85,6 +90,7 @@ class NetDescriptor:
     receptive_radius: int | None = None
     grow_block: type[nn.Module] | None = None
     context_size: int | None = None
+    tile_scale: float = 1.0
     zero_init_modules: tuple[str, ...] = ()
 
     @property
