@@ -16,7 +16,7 @@ Two registered families, both :class:`CtxUNet`:
   the FiLM layers being zero, computes the same output (:func:`uniremoval.nets.grow` checks it).
 - ``uniremoval-net``: r = 2 (the top level runs at half resolution on 12 channels), an affine
   (or haze) GlobalFix at 1/8 resolution with guided upsampling, and an 8-channel Refine:
-  about 4x fewer FLOPs per pixel than nafnet-small-deep with the same blocks per level, one
+  3.3x fewer FLOPs per pixel than nafnet-small-deep (20.5 vs 66.8 k) with the same blocks per level, one
   level coarser. :func:`warm_start` starts it from a NAFNet of the same width.
 """
 from __future__ import annotations
@@ -193,7 +193,10 @@ register("nafnet-ctx")(CtxUNet)
 
 def uniremoval_net(**kw: object) -> CtxUNet:
     """The fast context student: nafnet-small-deep's blocks one level coarser (half-resolution
-    top level), affine colour fix at 1/8 resolution with guided upsampling, 8-channel refine."""
+    top level), affine colour fix at 1/8 resolution with guided upsampling, 8-channel refine.
+
+    12 MP fp32 end to end on 2 Xeon cores capped to AVX2: 4.9 s (nafnet-small-deep 12.0 s);
+    ``refine=0`` 4.4 s. 3.3 M parameters (context encoder 0.14 M, FiLM 0.25 M)."""
     args: dict[str, object] = {"width": 16, "enc_blocks": (1, 1, 2, 4), "middle_blocks": 4, "unshuffle": 2,
                                "fix": "affine", "fix_scale": 8, "refine": 8}
     args.update(kw)
