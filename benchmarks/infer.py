@@ -32,26 +32,47 @@ from uniremoval.sysinfo import machine
 
 
 def flops_per_pixel(arch: str, arch_args: dict[str, object]) -> float:
-    """Convolution/matmul FLOPs per pixel of the network, counted on a 256x256 input."""
+    """Convolution/matmul FLOPs per pixel of the network: the marginal cost between a 256 and
+    a 512 px input, so per-photo work (a context network's thumbnail encoder, counted by
+    :func:`flops_per_photo`) is not spread over a small test image."""
+    counts = _flops(arch, arch_args, (256, 512))
+    return (counts[512] - counts[256]) / (512**2 - 256**2)
+
+
+def flops_per_photo(arch: str, arch_args: dict[str, object]) -> float:
+    """FLOPs spent once per photo whatever its size (the context encoder; 0 for most networks)."""
+    counts = _flops(arch, arch_args, (256, 512))
+    return max(0.0, counts[256] - 256**2 * (counts[512] - counts[256]) / (512**2 - 256**2))
+
+
+def _flops(arch: str, arch_args: dict[str, object], sides: tuple[int, ...]) -> dict[int, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from uniremoval import nets
 
     net = nets.build(arch, **arch_args).eval()
-    counter = FlopCounterMode(display=False)
-    with counter, torch.inference_mode():
-        net(torch.rand(1, 3, 256, 256))
-    return counter.get_total_flops() / (256 * 256)
+    size = nets.descriptor(net).context_size
+    out = {}
+    for s in sides:
+        x = torch.rand(1, 3, s, s)
+        kw = {} if size is None else {"context": nets.thumbnail(x, size)}  # as the engine calls it
+        counter = FlopCounterMode(display=False)
+        with counter, torch.inference_mode():
+            net(x, **kw)
+        out[s] = float(counter.get_total_flops())
+    return out
 
 
-def matmul_peak(device: str) -> dict[str, float]:
-    """Measured FLOP/s of a large matrix product per dtype: the attainable peak we compare to."""
+def matmul_peak(device: str, bf16: bool = True) -> dict[str, float]:
+    """Measured FLOP/s of a large matrix product per dtype: the attainable peak we compare to.
+    ``bf16`` False measures float32 only (a bf16 product on a CPU without native bf16, say
+    one capped to AVX2, takes minutes and no fp32-only run needs it)."""
     import torch
 
     out = {}
     n = 2048 if device == "cpu" else 8192
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in (torch.float32, torch.bfloat16) if bf16 else (torch.float32,):
         a = torch.rand(n, n, device=device, dtype=dtype)
         b = torch.rand(n, n, device=device, dtype=dtype)
         times = []
@@ -167,10 +188,13 @@ def main() -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.devices == "auto" else args.devices.split(",")
     defaults = {"cpu": "torch/fp32,torch/bf16,torch+compile/auto,onnxruntime/fp32", "cuda": "torch/fp32,torch/bf16,torch/fp16,torch+graphs/bf16,torch+graphs/fp16"}
     flops_px = flops_per_pixel(args.arch, json.loads(args.arch_args))
-    peaks = {dev: matmul_peak(dev) for dev in devices}
+    flops_photo = flops_per_photo(args.arch, json.loads(args.arch_args))
+    print(f"{args.arch}: {flops_px / 1e3:.1f} kFLOP per pixel, {flops_photo / 1e6:.1f} MFLOP per photo", flush=True)
+    cfgs = {dev: (args.configs or defaults.get(dev, "torch/fp32")).split(",") for dev in devices}
+    peaks = {dev: matmul_peak(dev, bf16=any(not c.endswith("/fp32") for c in cfgs[dev])) for dev in devices}
     results = []
     for dev in devices:
-        for cfg in (args.configs or defaults.get(dev, "torch/fp32")).split(","):
+        for cfg in cfgs[dev]:
             backend, prec = cfg.split("/")
             for mp in [float(s) for s in args.sizes.split(",")]:
                 cmd = [sys.executable, __file__, "--child", "--mp", str(mp), "--device", dev, "--precision", prec, "--backend", backend,
@@ -189,20 +213,28 @@ def main() -> None:
                 print(f"{dev:5s} {backend:14s} {prec:5s} {r['mp']:6.2f} MP  {r['median_s']:7.2f} s  {r['mp_per_s']:6.3f} MP/s  "
                       f"peak RSS {r['peak_rss_mib']:7.0f} MiB  tiles {r['tiles']}  {100 * r['share_of_matmul_peak']:.1f}% of peak", flush=True)
     report = {"benchmark": "infer", "engine_only": args.engine_only, "tile": args.tile, "overlap": args.overlap or "default", "tile_batch": args.tile_batch, "machine": machine(), "arch": args.arch, "arch_args": json.loads(args.arch_args),
-              "flops_per_pixel": flops_px, "matmul_peak_flops": peaks, "load_average": os.getloadavg(),
+              "flops_per_pixel": flops_px, "flops_per_photo": flops_photo, "matmul_peak_flops": peaks, "load_average": os.getloadavg(),
               "repeats": args.repeats, "date": time.strftime("%Y-%m-%d %H:%M"), "results": results}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tag = "_".join(devices) + ("_" + args.tag if args.tag else "")
     (out / f"infer_{tag}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"infer_{tag}.md").write_text(markdown(report, args))
+    print(f"wrote {out / f'infer_{tag}.json'} and .md")
+
+
+def markdown(report: dict, args: argparse.Namespace) -> str:
+    """The report as a Markdown page: the machine, the network's FLOPs, one row per point."""
+    flops_px, flops_photo, peaks, results = report["flops_per_pixel"], report["flops_per_photo"], report["matmul_peak_flops"], report["results"]
     m = report["machine"]
     lines = [f"# Inference benchmark ({args.arch})", "",
              f"Machine: {m['cpu']} ({m.get('isa', 'ISA not recorded')}), {m['cores']} cores, torch {m['torch']}" + (f", GPU {m['gpu']}" if "gpu" in m else "") + f"; {report['date']}.",
              ("Engine only (padding, tiles, network, blending; no file I/O)" if args.engine_only else
               "End-to-end file restore (JPEG decode + network + JPEG encode)") + f", median of {args.repeats} runs; "
              f"load average at the end {report['load_average'][0]:.1f}.",
-             f"Network: {flops_px / 1e3:.1f} kFLOP per pixel (convolutions and matrix products); "
-             + ", ".join(f"{d} matmul peak {v['float32'] / 1e9:.0f} GFLOP/s fp32, {v.get('bfloat16', 0) / 1e9:.0f} bf16" for d, v in peaks.items()) + ".", "",
+             f"Network: {flops_px / 1e3:.1f} kFLOP per pixel (convolutions and matrix products)"
+             + (f" plus {flops_photo / 1e6:.0f} MFLOP per photo (context encoder)" if flops_photo > 1e5 else "") + "; "
+             + ", ".join(f"{d} matmul peak {v['float32'] / 1e9:.0f} GFLOP/s fp32" + (f", {v['bfloat16'] / 1e9:.0f} bf16" if "bfloat16" in v else "") for d, v in peaks.items()) + ".", "",
              "| device | backend | precision | MP | tiles | median s | MP/s | % of matmul peak | peak RSS MiB | peak GPU MiB | first-call s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -211,8 +243,7 @@ def main() -> None:
         else:
             lines.append(f"| {r['device']} | {r['backend']} | {r['precision']} ({r['compute_dtype']}) | {r['mp']} | {r['tiles']} | {r['median_s']:.2f} | "
                          f"{r['mp_per_s']:.3f} | {100 * r['share_of_matmul_peak']:.1f} | {r['peak_rss_mib']:.0f} | {r.get('peak_gpu_mib', 0):.0f} | {r['warmup_s']:.1f} |")
-    (out / f"infer_{tag}.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {out / f'infer_{tag}.json'} and .md")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

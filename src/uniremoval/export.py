@@ -2,7 +2,10 @@
 
 The exported graph takes ``image`` (N, 3, H, W) float32 in [0, 1] with dynamic N, H and W
 (H, W multiples of the network's size multiple, which the engine's padding guarantees) and
-returns ``restored`` of the same shape. The model's identity travels in the ONNX metadata
+returns ``restored`` of the same shape. A network that reads the whole photo (descriptor
+``context_size``) takes a second input ``context``: the photo's thumbnail
+(:func:`uniremoval.nets.thumbnail`, shape (1, 3, S, S), shared by the batch), with
+``uniremoval.context_size`` = S in the metadata. The model's identity travels in the ONNX metadata
 (``uniremoval.sha256``, ``uniremoval.size_multiple``, ...), so an .onnx file alone is enough
 for ``restore --backend onnxruntime``.
 
@@ -108,18 +111,25 @@ def export_onnx(
     """
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     net = loaded.net.eval().float()
-    m = nets.size_multiple(net)
+    desc = nets.descriptor(net)
+    m = desc.size_multiple
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.rand(1, 3, 4 * m, 6 * m, generator=torch.Generator().manual_seed(0))
     dim = torch.export.Dim
     h = dim("h", min=1, max=16384 // m)
     w = dim("w", min=1, max=16384 // m)
-    dynamic = {"x": {0: dim("batch", min=1, max=256), 2: h * m if m > 1 else h, 3: w * m if m > 1 else w}}
+    dyn_x = {0: dim("batch", min=1, max=256), 2: h * m if m > 1 else h, 3: w * m if m > 1 else w}
+    args: tuple[torch.Tensor, ...] = (example,)
+    dynamic: Any = {"x": dyn_x}
+    names = ["image"]
+    if desc.context_size is not None:
+        # One thumbnail per call (static shape), broadcast over the batch of tiles.
+        args, dynamic, names = (example, nets.thumbnail(example, desc.context_size)), (dyn_x, None), ["image", "context"]
     tmp = out.with_name(f".{out.name}.tmp")
     with _quiet_exporter():
         program = torch.onnx.export(
-            net, (example,), dynamo=True, dynamic_shapes=dynamic, input_names=["image"],
+            net, args, dynamo=True, dynamic_shapes=dynamic, input_names=names,
             output_names=["restored"], opset_version=opset, verbose=False,
         )
     import onnx
@@ -132,9 +142,11 @@ def export_onnx(
         "uniremoval.sha256": loaded.config.sha256,
         "uniremoval.size_multiple": str(m),
     }
+    if desc.context_size is not None:
+        meta["uniremoval.context_size"] = str(desc.context_size)
     report: dict[str, Any] = {"opset": opset, "size_multiple": m}
     if check:
-        report["parity"] = _parity(net, proto.SerializeToString(), m)
+        report["parity"] = _parity(net, proto.SerializeToString(), m, desc.context_size)
         meta["uniremoval.parity"] = json.dumps(report["parity"], sort_keys=True)
     onnx.save(canonical_onnx(proto, meta), str(tmp))
     os.replace(tmp, out)
@@ -142,7 +154,7 @@ def export_onnx(
     return report
 
 
-def _parity(net: torch.nn.Module, model_bytes: bytes, m: int) -> dict[str, float]:
+def _parity(net: torch.nn.Module, model_bytes: bytes, m: int, context_size: int | None = None) -> dict[str, float]:
     import onnxruntime as ort
 
     sess = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
@@ -151,9 +163,15 @@ def _parity(net: torch.nn.Module, model_bytes: bytes, m: int) -> dict[str, float
     big = -(-300 // m) * m  # larger than NAFNet's 192 px TLC window: the local-pooling path
     for n, hh, ww in ((1, 8 * m, 12 * m), (2, 5 * m, 3 * m), (1, big, big + 2 * m)):
         x = torch.rand(n, 3, hh, ww, generator=g)
+        feeds = {"image": x.numpy()}
+        kw = {}
+        if context_size is not None:
+            # A thumbnail of another photo: the graph must use the context it is given.
+            kw["context"] = nets.thumbnail(torch.rand(1, 3, 2 * hh, ww, generator=g), context_size)
+            feeds["context"] = kw["context"].numpy()
         with torch.inference_mode():
-            ref = net(x).numpy()
-        got = sess.run(None, {"image": x.numpy()})[0]
+            ref = net(x, **kw).numpy()
+        got = sess.run(None, feeds)[0]
         result[f"{n}x3x{hh}x{ww}"] = float(np.abs(got - ref).max())
     return result
 
@@ -185,13 +203,25 @@ class OnnxNet:
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = dict(meta)
         self.size_multiple = int(meta.get("uniremoval.size_multiple", "1"))
+        ctx = meta.get("uniremoval.context_size")
+        self.context_size = int(ctx) if ctx else None
         # onnxruntime runs the graph in float32 only; the engine reads this.
-        self.descriptor = nets.NetDescriptor(arch=meta.get("uniremoval.arch", "onnx"), size_multiple=self.size_multiple, precisions=("fp32",))
+        self.descriptor = nets.NetDescriptor(arch=meta.get("uniremoval.arch", "onnx"), size_multiple=self.size_multiple,
+                                             precisions=("fp32",), context_size=self.context_size)
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.session.run(None, {self.input_name: x.detach().float().cpu().contiguous().numpy()})[0]
+    def __call__(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the graph on ``x`` (N, 3, H, W); ``context`` is the photo's thumbnail, made from
+        ``x`` itself when omitted (a batch of one photo only)."""
+        feeds = {self.input_name: x.detach().float().cpu().contiguous().numpy()}
+        if self.context_size is not None:
+            if context is None:
+                if x.shape[0] != 1:
+                    raise ValueError("a batch of several images needs the whole photo's thumbnail (context=)")
+                context = nets.thumbnail(x, self.context_size)
+            feeds["context"] = context.detach().float().cpu().contiguous().numpy()
+        y = self.session.run(None, feeds)[0]
         return torch.from_numpy(y)
 
 

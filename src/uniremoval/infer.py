@@ -14,6 +14,10 @@ How a (3, H, W) image goes through a network:
    receptive radius is at most a quarter of the overlap, tiled output equals untiled output.
 4. The padding is cropped away.
 
+A network that reads the whole photo (descriptor ``context_size``) gets its thumbnail
+(:func:`uniremoval.nets.thumbnail` of the unpadded image, computed once per photo) with every
+tile and with the one-pass run alike: the photo's global tone cannot depend on the tiling.
+
 Tiles are batched and only tiles ever go to the accelerator; the full image and the output
 accumulator stay in host memory.
 """
@@ -93,7 +97,8 @@ class Engine:
             :class:`~uniremoval.export.OnnxNet` run by onnxruntime (fp32, its own threads).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ... or a ``torch.device``.
         precision: ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` (autocast compute dtype).
-        tile: ``"auto"`` (tile above the device's pixel budget), ``None``/``0`` (never
+        tile: ``"auto"`` (tile above the device's pixel budget, tiles of the device's default
+            side times the descriptor's ``tile_scale``), ``None``/``0`` (never
             tile), or a tile side in pixels.
         overlap: minimum overlap between neighbouring tiles in pixels (widened where the tile
             count allows); None means the device's default (CPU 32, else 64), but at most a
@@ -135,7 +140,7 @@ class Engine:
         if cuda_graphs and (self.device.type != "cuda" or not self.is_torch):
             raise ValueError("CUDA graphs need the torch backend on a CUDA device (--device cuda)")
         self.cuda_graphs = cuda_graphs
-        self._graph: tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor] | None = None
+        self._graph: tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None
         self.descriptor = nets.descriptor(net)
         self.dtype = self._precision(precision)
         kind = self.device.type
@@ -213,6 +218,10 @@ class Engine:
             if tile != "auto":
                 raise ValueError(f"tile must be 'auto', 0 or a size in pixels, not {tile!r}")
             self.tile = DEFAULT_TILE.get(kind, 768)
+            scale, m = self.descriptor.tile_scale, self.descriptor.size_multiple
+            if scale != 1:
+                # Smaller activations per pixel: larger tiles at the same footprint (descriptor).
+                self.tile = max(m, round(self.tile * scale / m) * m)
             self.pixel_budget = pixel_budget or DEFAULT_PIXEL_BUDGET.get(kind, 2_000_000)
         elif not tile:
             self.tile, self.pixel_budget = None, None
@@ -244,41 +253,53 @@ class Engine:
             e._set_overlap(overlap)
         return e
 
+    def context(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The context input for the (3, H, W) photo ``x``: its thumbnail when the network
+        reads one (descriptor ``context_size``), else None."""
+        size = self.descriptor.context_size
+        return None if size is None else nets.thumbnail(x, size)
+
     @torch.inference_mode()
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+    def _forward(self, batch: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         if not self.is_torch:
-            return self.net(batch)
+            return self.net(batch) if context is None else self.net(batch, context=context)
         x = batch.to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        kw = {} if context is None else {"context": context.to(self.device)}
         fn = self.net
         full = self.tile is not None and tuple(x.shape) == (self.tile_batch, x.shape[1], self.tile, self.tile)
         if full and self.cuda_graphs:
-            return self._replay(x)
+            return self._replay(x, kw.get("context"))
         if self._compiled is not None and full:
             fn = self._compiled
         with self._autocast():
-            y = fn(x)
+            y = fn(x, **kw)
         return y.float().to("cpu").contiguous()
 
-    def _replay(self, x: torch.Tensor) -> torch.Tensor:
+    def _replay(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """Run a batch of full tiles through the recorded CUDA graph (recorded on first use:
         a few warm-up passes on a side stream, as CUDA graph capture requires)."""
         if self._graph is None or self._graph[1].shape != x.shape:
             # Recorded for one shape; a new full-tile shape (say after with_tiling) records anew.
             static_in = x.clone()
+            # The context (same shape for every photo) is a static input too, copied per call.
+            static_ctx = None if context is None else context.clone()
+            kw = {} if static_ctx is None else {"context": static_ctx}
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side), self._autocast():
                 for _ in range(3):
-                    self.net(static_in)
+                    self.net(static_in, **kw)
             torch.cuda.current_stream(self.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph), self._autocast():
-                static_out = self.net(static_in)
-            self._graph = (graph, static_in, static_out)
-        graph, static_in, static_out = self._graph
+                static_out = self.net(static_in, **kw)
+            self._graph = (graph, static_in, static_ctx, static_out)
+        graph, static_in, static_ctx, static_out = self._graph
         static_in.copy_(x)
+        if static_ctx is not None and context is not None:
+            static_ctx.copy_(context)
         graph.replay()
         # .to("cpu") copies, so the next replay cannot overwrite what is returned.
         return static_out.float().to("cpu").contiguous()
@@ -310,9 +331,10 @@ class Engine:
         x = x.float().cpu()
         c, h, w = x.shape
         plan = self.plan(h, w)
+        ctx = self.context(x)
         if not plan.tiled:
             xp, _ = pad_to_multiple(x, self.multiple)
-            out = self._forward(xp[None])[0, :, :h, :w].contiguous()
+            out = self._forward(xp[None], ctx)[0, :, :h, :w].contiguous()
             if progress:
                 progress(1, 1)
             return out
@@ -329,7 +351,7 @@ class Engine:
             norm_x[xx : xx + plan.tile_w] += wx[xx]
         done = 0
         for chunk, batch in self._tiles(x, plan):
-            out = self._forward(batch)
+            out = self._forward(batch, ctx)
             for (y, xx), t in zip(chunk, out):
                 acc[:, y : y + plan.tile_h, xx : xx + plan.tile_w].add_(t * (wy[y][:, None] * wx[xx][None, :]))
             done += len(chunk)

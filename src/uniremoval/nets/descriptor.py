@@ -35,11 +35,30 @@ Tiling
     engine's blend ignores the outer quarter of each overlap); otherwise tiling is an
     approximation whose quality depends on the tile size.
 
+    ``tile_scale`` enlarges the engine's default tile side (``tile="auto"``) for a network
+    whose activations per input pixel are smaller than a full-resolution U-Net's (1.5 for
+    ``uniremoval-net``, whose top level runs at half resolution: fewer, larger tiles waste less
+    on overlaps and per-call overhead at the same cache footprint).
+
 Growth
     ``grow_block`` is the block class whose freshly initialised instances compute the
     identity: a deeper network of the same architecture can then start from a shallower
     trained one (:func:`uniremoval.nets.grow`), the extra blocks being inserted as no-ops.
     None means the architecture cannot be grown.
+
+Context
+    ``context_size`` is not None for a network that reads the whole photo: ``net(x,
+    context=thumb)`` with ``thumb = nets.thumbnail(photo, context_size)`` (N or 1, 3,
+    context_size, context_size), the area-downsampled WHOLE photo, not the tile or crop ``x``
+    is cut from. The engine computes it once per photo from the unpadded image and passes the
+    same one with every tile, so tiles share the photo's tone; ONNX exports take it as a
+    second input ``context`` (batch 1). ``context`` is optional: without it the network uses
+    ``x``'s own thumbnail (training on crops before the data supplies whole-photo thumbnails).
+    ``encode(x, context=None)`` and ``return_features`` follow the same rule.
+
+    ``zero_init_modules`` names modules (attribute names anywhere in the network, e.g.
+    ``film``) whose freshly built weights leave the function unchanged: :func:`grow` accepts
+    them as new, like new blocks, so a conditioned network starts from an unconditioned one.
 
 Modules with no registered describer (a test's own network, a wrapper of another network)
 are described from the attributes this protocol used to be implicit in: ``size_multiple``,
@@ -70,6 +89,9 @@ class NetDescriptor:
     precisions: tuple[str, ...] = ALL_PRECISIONS
     receptive_radius: int | None = None
     grow_block: type[nn.Module] | None = None
+    context_size: int | None = None
+    tile_scale: float = 1.0
+    zero_init_modules: tuple[str, ...] = ()
 
     @property
     def has_features(self) -> bool:
@@ -80,6 +102,11 @@ class NetDescriptor:
     def growable(self) -> bool:
         """Whether a deeper network of this architecture can start from a shallower one."""
         return self.grow_block is not None
+
+    @property
+    def takes_context(self) -> bool:
+        """Whether the network reads a thumbnail of the whole photo (``context=``)."""
+        return self.context_size is not None
 
     def supports(self, precision: str) -> bool:
         """Whether the network runs under ``precision`` (``fp32``, ``bf16`` or ``fp16``)."""

@@ -9,7 +9,9 @@ from .registry import descriptor
 
 def grow(small: nn.Module, big: nn.Module, tol: float = 1e-5) -> None:
     """Load ``small``'s weights into the deeper ``big``; the blocks ``small`` lacks stay the
-    identities they are when freshly built (``descriptor(big).grow_block``).
+    identities they are when freshly built (``descriptor(big).grow_block``), and so do the
+    modules the descriptor lists in ``zero_init_modules`` (a NAFNet grows into a ``nafnet-ctx``
+    whose FiLM conditioning starts at zero).
 
     ``big`` keeps its train/eval mode; ``small`` is left in eval mode.
 
@@ -31,7 +33,11 @@ def grow(small: nn.Module, big: nn.Module, tol: float = 1e-5) -> None:
         name + "." for name, m in big.named_modules()
         if isinstance(m, desc.grow_block) and not any(k.startswith(name + ".") for k in state)
     ]
-    stray = [k for k in target if k not in state and not any(k.startswith(b) for b in new_blocks)]
+    fresh = set(desc.zero_init_modules)
+    stray = [
+        k for k in target
+        if k not in state and not any(k.startswith(b) for b in new_blocks) and not fresh & set(k.split(".")[:-1])
+    ]
     if stray:
         raise ValueError(f"cannot grow into the run's network: it lacks {stray[0]}, which is not part of a new block")
     big.load_state_dict(state, strict=False)

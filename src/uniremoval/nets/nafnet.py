@@ -182,7 +182,12 @@ class NAFBlock(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
-        x = self.conv2(self.conv1(self.norm1(inp)))
+        return self.after_norm(inp, self.norm1(inp))
+
+    def after_norm(self, inp: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The block from its first normalisation on: ``z`` is ``norm1(inp)``, or a
+        conditioned version of it (FiLM, :mod:`uniremoval.nets.globalctx`)."""
+        x = self.conv2(self.conv1(z))
         x = self.sg(x)
         x = x * self.sca[0].pooled(x, then=self.sca[1])
         if torch.compiler.is_compiling():

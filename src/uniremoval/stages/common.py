@@ -132,12 +132,17 @@ def pad_to(x: torch.Tensor, m: int) -> tuple[torch.Tensor, int, int]:
     return padded, h, w
 
 
-def restore(net: nn.Module, x: torch.Tensor, autocast: Autocast | None = None) -> torch.Tensor:
+def restore(net: nn.Module, x: torch.Tensor, autocast: Autocast | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
     """``net`` on a (N, 3, H, W) batch of any size: padded to its size multiple, cropped back,
-    float32 in [0, 1]."""
-    xp, h, w = pad_to(x, nets.size_multiple(net))
+    float32 in [0, 1]. A network that reads the whole photo gets ``context`` (its thumbnail,
+    :func:`uniremoval.nets.thumbnail`), else the thumbnail of unpadded ``x``, as the engine does."""
+    desc = nets.descriptor(net)
+    xp, h, w = pad_to(x, desc.size_multiple)
+    kw = {}
+    if desc.context_size is not None:
+        kw["context"] = nets.thumbnail(x, desc.context_size) if context is None else context
     with autocast() if autocast is not None else contextlib.nullcontext():
-        out = net(xp)
+        out = net(xp, **kw)
     return out[..., :h, :w].float().clamp(0, 1)
 
 
@@ -152,7 +157,8 @@ def score_items(
     for i, item in enumerate(items):
         x = item["input"].unsqueeze(0).to(device)
         y = item["target"].unsqueeze(0).to(device)
-        o = restore(net, x, autocast)
+        ctx = item.get("context")  # the whole photo's thumbnail, when the data supplies one
+        o = restore(net, x, autocast, None if ctx is None else ctx.reshape(-1, *ctx.shape[-3:]).to(device))
         po.append(float(psnr(o, y)[0]))
         so.append(float(ssim(o, y)[0]))
         pi.append(float(psnr(x, y)[0]))
