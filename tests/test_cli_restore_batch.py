@@ -222,3 +222,11 @@ def test_one_time_onnx_export_is_announced(tmp_path: Path, identity_model: Path,
     r = _run(str(src), "-o", str(tmp_path / "out"), "--model", str(identity_model), "--backend", "onnxruntime")
     assert r.exit_code == 0, r.output
     assert "exporting model m to ONNX (once; cached at /c/m.onnx)..." in r.stderr
+
+
+def test_help_names_arguments_plainly() -> None:
+    """Usage lines read `PHOTO...`, not typer's `{inputs}...` with a `<list[str]>` type."""
+    r = runner.invoke(app, ["restore", "--help"], env={"COLUMNS": "120"})
+    assert r.exit_code == 0
+    assert "restore [OPTIONS] PHOTO..." in r.stdout
+    assert "{" not in r.stdout and "<list[str]>" not in r.stdout

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from ._console import err, fail, out  # noqa: F401  (err: for code that printed through uniremoval.cli.err)
+from ._console import err, fail, out, readable_arguments  # noqa: F401  (err: for code that printed through uniremoval.cli.err)
 
 app = typer.Typer(
     add_completion=False,
@@ -21,6 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 _fail = fail  # the name the command modules used before _console existed
+readable_arguments()
 
 from . import restore_cmd as _restore_cmd  # noqa: E402
 
