@@ -31,6 +31,8 @@ def test_context_network_exports_with_two_inputs_and_parity(tmp_path: Path) -> N
     ort = OnnxNet(tmp_path / "m.onnx")
     assert [i.name for i in ort.session.get_inputs()] == ["image", "context"]
     assert ort.context_size == ort.descriptor.context_size == 64 and ort.metadata["uniremoval.context_size"] == "64"
+    # onnxruntime gets the same default tiles as torch (uniremoval-net's are 1.5x larger)
+    assert ort.descriptor.tile_scale == nets.descriptor(net).tile_scale == 1.5
     ref = load_model(path).net.eval()
     x = torch.rand(1, 3, 40, 56)
     with torch.inference_mode():

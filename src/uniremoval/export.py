@@ -144,6 +144,8 @@ def export_onnx(
     }
     if desc.context_size is not None:
         meta["uniremoval.context_size"] = str(desc.context_size)
+    if desc.tile_scale != 1.0:  # only then, so exports of other networks keep their bytes
+        meta["uniremoval.tile_scale"] = repr(float(desc.tile_scale))
     report: dict[str, Any] = {"opset": opset, "size_multiple": m}
     if check:
         report["parity"] = _parity(net, proto.SerializeToString(), m, desc.context_size)
@@ -206,8 +208,10 @@ class OnnxNet:
         ctx = meta.get("uniremoval.context_size")
         self.context_size = int(ctx) if ctx else None
         # onnxruntime runs the graph in float32 only; the engine reads this.
+        # The engine sizes its default tiles by tile_scale (uniremoval-net: 1.5x), as for torch.
         self.descriptor = nets.NetDescriptor(arch=meta.get("uniremoval.arch", "onnx"), size_multiple=self.size_multiple,
-                                             precisions=("fp32",), context_size=self.context_size)
+                                             precisions=("fp32",), context_size=self.context_size,
+                                             tile_scale=float(meta.get("uniremoval.tile_scale", "1.0")))
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
 
