@@ -232,3 +232,26 @@ def test_model_grow_starts_a_deeper_nafnet_as_the_same_function(tmp_path: Path) 
     # A wider network is no growth of this one.
     with pytest.raises(ConfigError, match="no place of that shape"):
         ModelConfig(arch="nafnet-base", init=str(path), grow=True).build()
+
+
+def test_model_warm_start_starts_a_context_network_from_a_nafnet(tmp_path: Path) -> None:
+    """model.warm_start: uniremoval-net takes a NAFNet's blocks (issue [2/5]: start the new
+    student from release 6); refused for an architecture it cannot fill, or with grow."""
+    import torch
+
+    from uniremoval import nets
+    from uniremoval.modelfile import save_model
+    from uniremoval.train.config import ConfigError, ModelConfig
+
+    torch.manual_seed(0)
+    small = {"width": 8, "enc_blocks": [1, 1], "middle_blocks": 1}
+    src = nets.build("nafnet", **small)
+    init = save_model(src, tmp_path / "src.json", "nafnet", small, ["haze"])
+    args = {**small, "context_width": 8, "context_dim": 16, "context_size": 64, "fix_scale": 4, "refine": 4}
+    net = ModelConfig(arch="uniremoval-net", args=args, init=str(init), warm_start=True).build()
+    moved = [k for k, v in src.state_dict().items() if k.startswith("encoders") and k in net.state_dict()]
+    assert moved and all(torch.equal(net.state_dict()[k], src.state_dict()[k]) for k in moved)
+    with pytest.raises(ConfigError, match="uniremoval-net"):
+        ModelConfig(arch="nafnet", args=small, init=str(init), warm_start=True).build()
+    with pytest.raises(ConfigError, match="choose one"):
+        ModelConfig(arch="uniremoval-net", args=args, init=str(init), warm_start=True, grow=True).build()

@@ -46,6 +46,11 @@ class ModelConfig:
     #: same function as ``init`` at step 0 (checked on load, :func:`uniremoval.nets.grow`)
     #: and training adds capacity to a trained model instead of starting from scratch.
     grow: bool = False
+    #: Start a network of another architecture from ``init`` wherever weight names and shapes
+    #: agree (:func:`uniremoval.nets.warm_start`, e.g. ``uniremoval-net`` from release 6's
+    #: ``nafnet-small-deep``: its blocks transfer, intro/ending are converted); the rest starts
+    #: as built. Unlike ``grow`` this is a warm start, not the same function.
+    warm_start: bool = False
 
     def build(self) -> "torch.nn.Module":
         """Build the network, with the ``init`` weights when set (train mode, trainable)."""
@@ -55,7 +60,17 @@ class ModelConfig:
         net = nets.build(self.arch, **self.args)
         if self.init:
             loaded = load_model(os.path.expanduser(self.init))
-            if self.grow:
+            if self.grow and self.warm_start:
+                raise ConfigError("model.grow and model.warm_start: choose one")
+            if self.warm_start:
+                from ..nets.ctxnet import CtxUNet
+
+                if not isinstance(net, CtxUNet):
+                    raise ConfigError(f"model.warm_start: {self.arch} cannot be warm-started (uniremoval-net can)")
+                fresh = nets.warm_start(loaded.net, net)
+                if len(fresh) == len(net.state_dict()):
+                    raise ConfigError(f"model.init {self.init}: no weight of it fits {self.arch} {self.args}")
+            elif self.grow:
                 try:
                     nets.grow(loaded.net, net)
                 except ValueError as e:
