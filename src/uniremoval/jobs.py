@@ -3,13 +3,12 @@ written where, and which jobs are refused before any work starts (an output that
 overwrite an input, two inputs with the same output, an output that already exists)."""
 from __future__ import annotations
 
-import errno
 import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .image_io import FORMATS, scan_images
+from .image_io import FORMATS, link_problem, scan_images
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -26,24 +25,6 @@ class Job:
 
 class UsageError(Exception):
     """The command line cannot be turned into jobs at all (exit status 2)."""
-
-
-def link_problem(p: Path) -> str | None:
-    """Why the symbolic link ``p`` leads nowhere ("symbolic link loop", "broken symbolic
-    link"), or None when ``p`` is not a link or its target exists."""
-    if not p.is_symlink():
-        return None
-    try:
-        p.resolve(strict=True)
-    except RuntimeError:  # Python < 3.13 reports a loop this way
-        return "symbolic link loop"
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            return "symbolic link loop"
-        if isinstance(e, FileNotFoundError):
-            return "broken symbolic link"
-        return e.strerror or str(e)
-    return None
 
 
 def safe_resolve(p: Path) -> Path:

@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
+
+from ._console import err as _err, fail as _fail, out as _out
 
 if TYPE_CHECKING:  # the commands import these lazily so that --help stays fast
     import numpy as np
 
     from ..degrade import Registry
 
-_err = Console(stderr=True, highlight=False)
-_out = Console(highlight=False)
 
 data_app = typer.Typer(
     add_completion=False,
@@ -30,7 +29,6 @@ data_app = typer.Typer(
 )
 
 
-from ._console import fail as _fail  # noqa: E402
 
 
 def _problem(path: Path | str, reason: str) -> None:

@@ -6,16 +6,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
-from rich.console import Console
+
+from ._console import err, fail as _fail, out
 
 if TYPE_CHECKING:  # imported lazily by the commands so that --help stays fast
     from ..evaluate import Item, Method
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
 
 
-from ._console import fail as _fail  # noqa: E402
 
 
 def _log(msg: str) -> None:

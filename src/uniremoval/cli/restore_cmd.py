@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from ..options import DEFAULT_OVERLAP, DEFAULT_TILE_BATCH, per_device
-from ._console import err, fail
+from ._console import err, fail, out
 
 if TYPE_CHECKING:
     from ..jobs import Job, Shard
@@ -173,8 +173,6 @@ def _load_restorer(model: str, device: str, precision: str, tile: int | str | No
 
 
 def _print_dry_run(jobs: list["Job"], run: "RunReport") -> None:
-    from ._console import out
-
     for job in jobs:
         if job.error:
             out.print(f"refuse  {job.src}: {job.error}", soft_wrap=True, markup=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -47,32 +46,31 @@ class RunReport:
         return cls(recs)
 
     def finish(self, index: int, status: str, reason: str | None = None, seconds: float | None = None) -> None:
-        """Mark record ``index`` done (restored or failed) and fill in its sizes."""
+        """Mark record ``index`` done (restored or failed)."""
         rec = self.records[index]
         rec.status, rec.reason, rec.seconds = status, reason, None if seconds is None else round(seconds, 3)
-        rec.input_bytes = _size(rec.input)
-        if status == "restored" and rec.output is not None:
-            rec.output_bytes = _size(rec.output)
-        rec.width, rec.height = _dimensions(rec.input)
 
     def count(self, status: str) -> int:
         """How many records have ``status``."""
         return sum(r.status == status for r in self.records)
 
     def write(self, path: Path) -> None:
-        """Write the report as JSON atomically (a reader never sees half a file)."""
+        """Fill in the sizes of the inputs that ran (only now: a run without ``--report``
+        reads no headers) and write the report as JSON atomically."""
+        from ..image_io import ImageReadError, atomic_write_bytes, image_size
+
+        for rec in self.records:
+            if rec.status in ("restored", "failed"):
+                rec.input_bytes = _size(rec.input)
+                if rec.status == "restored" and rec.output is not None:
+                    rec.output_bytes = _size(rec.output)
+                try:
+                    rec.height, rec.width = image_size(rec.input)
+                except ImageReadError:  # a failed input has no trustworthy size; its reason says why
+                    pass
         counts = {s: self.count(s) for s in STATUSES if self.count(s)}
         doc = {"interrupted": self.interrupted, "counts": counts, "records": [asdict(r) for r in self.records]}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(doc, f, indent=1)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode())
 
 
 def _size(path: str) -> int | None:
@@ -80,14 +78,3 @@ def _size(path: str) -> int | None:
         return os.stat(path).st_size
     except OSError:
         return None
-
-
-def _dimensions(path: str) -> tuple[int | None, int | None]:
-    """Width and height from the file's header (no decode); None when it cannot be read."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return int(im.width), int(im.height)
-    except Exception:  # a failed input has no trustworthy size; the record says why it failed
-        return None, None

@@ -11,6 +11,7 @@ from typing import Any, Optional
 import typer
 
 from ..options import DEFAULT_OVERLAP, DEFAULT_TILE, DEFAULT_TILE_BATCH, MIN_TILE, parse_tile, per_device, resolve_device
+from ._console import fail as _fail
 
 #: Help texts quote the engine's real per-device defaults (uniremoval.options), never a copy.
 TILE_HELP = (
@@ -24,7 +25,6 @@ OVERLAP_HELP = (
 TILE_BATCH_HELP = f"Tiles per forward pass (default {per_device(DEFAULT_TILE_BATCH)})."
 
 
-from ._console import fail as _fail  # noqa: E402
 
 
 def build_app(

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import typer
-from rich.console import Console
+
+from ._console import fail as _fail, out
 
 train_app = typer.Typer(
     no_args_is_help=True,
@@ -23,15 +24,9 @@ train_app = typer.Typer(
     ),
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
-
 SET_HELP = "Override a config value: --set optim.lr=1e-4 (repeatable; the value is parsed as YAML)."
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    return typer.Exit(code)
 
 
 def _run_stage(load: Callable[[], Any], train: Callable[[Any], Any], dry_run: bool) -> tuple[Any, Any] | None:

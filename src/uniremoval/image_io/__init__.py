@@ -25,7 +25,7 @@ from .base import (
 )
 from .decode import decode_image, image_size
 from .encode import atomic_write_bytes, encode_image, output_format, write_image
-from .scan import is_image_name, scan_images
+from .scan import is_image_name, link_problem, scan_images
 
 
 def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image:
@@ -56,5 +56,5 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MA
 __all__ = [
     "DEFAULT_MAX_PIXELS", "FORMATS", "READABLE_EXTENSIONS", "Image", "ImageReadError", "ImageTooLargeError",
     "ImageWriteError", "atomic_write_bytes", "decode_image", "encode_image", "is_image_name",
-    "image_size", "output_format", "read_image", "scan_images", "write_image",
+    "image_size", "link_problem", "output_format", "read_image", "scan_images", "write_image",
 ]

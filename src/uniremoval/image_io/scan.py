@@ -90,6 +90,19 @@ def _scan_one(
                 skipped.append((path, "not a regular file"))
 
 
+def link_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why the symbolic link ``path`` leads nowhere ("symbolic link loop", "broken symbolic
+    link", ...), or None when it is not a link or its target exists."""
+    p = Path(path)
+    if not p.is_symlink():
+        return None
+    try:
+        p.stat()
+    except OSError as e:
+        return _reason(e, p)
+    return None
+
+
 def _reason(e: OSError, path: Path) -> str:
     if e.errno == errno.ELOOP:
         return "symbolic link loop"
