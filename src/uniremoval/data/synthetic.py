@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from ..degrade import PRIMARY_KINDS, REGISTRY, Registry, resize
@@ -56,11 +57,22 @@ class SyntheticPairs(Dataset, ManifestMixin):
     full-resolution photo's size; s spreads them over the sizes they have in smaller or
     downscaled photos (a 65 px shake at s = 4 is a 16 px shake in the crop).
 
+    With `whole` (or a `context` function), the WHOLE photo is degraded and the crop is cut
+    from it, as a crop of a real photo is: haze density, airlight, non-uniform haze, the streak
+    field and spatially varying blur belong to the scene, not to the crop. At scale s the
+    photo is first upsampled just enough that an s x crop square fits (at most
+    `max_whole_pixels`; a larger photo contributes a random window of that area), the crop
+    square is cut and downsampled to `crop`; no margin is needed. ``context(degraded)``, given
+    the whole degraded photo as a 3xHxW tensor, adds ``"context"`` to the item: what a network
+    that reads the whole photo gets at inference (e.g. ``nets.thumbnail``). The data layer
+    takes it as a function so it does not depend on the networks.
+
     Unreadable files in the clean folder are skipped at construction and listed in
     ``self.skipped`` as ``(path, reason)``.
 
     Items: ``{"input", "target": 3xHxW float tensors in [0, 1], "kind": str,
-    "kind_id": int, "name": str, "params": dict}``.
+    "kind_id": int, "name": str, "params": dict}``, plus ``"context"`` with a `context`
+    function.
     """
 
     def __init__(
@@ -76,6 +88,9 @@ class SyntheticPairs(Dataset, ManifestMixin):
         full_check: bool = True,
         cache: bool = False,
         scales: tuple[float, float] | None = None,
+        whole: bool = False,
+        context: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        max_whole_pixels: int = 4_000_000,
     ) -> None:
         self.registry = registry or REGISTRY
         self.kinds = tuple(kinds)
@@ -102,6 +117,11 @@ class SyntheticPairs(Dataset, ManifestMixin):
             if crop is None:
                 raise ValueError("scales need a crop size")
         self.scales = None if scales is None else (lo, hi)
+        self.context = context
+        self.whole = bool(whole) or context is not None
+        if self.whole and crop is None:
+            raise ValueError("whole-photo synthesis needs a crop size")
+        self.max_whole_pixels = int(max_whole_pixels)
 
     def __len__(self) -> int:
         return self.length
@@ -151,9 +171,55 @@ class SyntheticPairs(Dataset, ManifestMixin):
         info.update(crop=[y, x, region], scale=round(s, 4), synth_size=side)
         return piece, self.margin, out_side
 
+    def _draw_scale(self, rng: np.random.Generator) -> float:
+        if self.scales is None:
+            return 1.0
+        lo, hi = self.scales
+        return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+    def _whole_source(self, img: np.ndarray, rng: np.random.Generator, info: dict[str, Any]) -> tuple[np.ndarray, int]:
+        """The photo at the size its crop square (side s x crop) is cut from, and that side."""
+        assert self.crop is not None
+        s = self._draw_scale(rng)
+        side = max(int(round(self.crop * s)), self.crop)
+        h, w = img.shape[:2]
+        u = max(1.0, side / min(h, w))
+        # A photo too large to degrade whole at this scale: a random window of the cap's area.
+        cap = max(self.max_whole_pixels, side * side)
+        if h * w * u * u > cap:
+            f = (cap / (h * w * u * u)) ** 0.5
+            wh, ww = max(int(h * f), int(np.ceil(side / u))), max(int(w * f), int(np.ceil(side / u)))
+            y, x = int(rng.integers(h - wh + 1)), int(rng.integers(w - ww + 1))
+            img, h, w = img[y : y + wh, x : x + ww], wh, ww
+            info["window"] = [y, x, wh, ww]
+        if u > 1.0:
+            img = np.clip(resize(img, max(side, int(round(h * u))), max(side, int(round(w * u)))), 0.0, 1.0)
+        info.update(scale=round(s, 4), synth_size=list(img.shape[:2]))
+        return img, side
+
+    def _whole_item(self, img: np.ndarray, kind: str, rng: np.random.Generator, info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, dict[str, Any], torch.Tensor | None]:
+        """Degrade the whole photo, then cut the crop: (clean, degraded, record, context)."""
+        assert self.crop is not None
+        img, side = self._whole_source(img, rng, info)
+        if self.hflip and rng.random() < 0.5:
+            img = img[:, ::-1]
+            info["hflip"] = True
+        img = np.ascontiguousarray(img)
+        degraded, record = self.registry.synthesize(img, kind, rng)
+        ctx = self.context(to_tensor(degraded)) if self.context is not None else None
+        y, x = random_crop_box(rng, img.shape[0], img.shape[1], side)
+        img, degraded = img[y : y + side, x : x + side], degraded[y : y + side, x : x + side]
+        if side != self.crop:
+            img = np.clip(resize(img, self.crop, self.crop), 0.0, 1.0)
+            degraded = np.clip(resize(degraded, self.crop, self.crop), 0.0, 1.0)
+        info["crop"] = [y, x, side]
+        return img, degraded, record, ctx
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self):
             raise IndexError(index)
+        if self.whole:
+            return self._get_whole(index)
         kind = self.kind_of(index)
         seed = self.item_seed(index)
         rng = np.random.default_rng(seed)
@@ -191,3 +257,24 @@ class SyntheticPairs(Dataset, ManifestMixin):
             "name": f"{self.images[j].stem}_{index}",
             "params": record,
         }
+
+    def _get_whole(self, index: int) -> dict[str, Any]:
+        kind = self.kind_of(index)
+        seed = self.item_seed(index)
+        rng = np.random.default_rng(seed)
+        j = int(rng.integers(len(self.images)))
+        info: dict[str, Any] = {"source": self.images[j].name, "whole": True}
+        img, degraded, record, ctx = self._whole_item(self._load(j), kind, rng, info)
+        record["seed"] = seed
+        record.update(info)
+        item = {
+            "input": to_tensor(degraded),
+            "target": to_tensor(img),
+            "kind": kind,
+            "kind_id": self.kinds.index(kind),
+            "name": f"{self.images[j].stem}_{index}",
+            "params": record,
+        }
+        if ctx is not None:
+            item["context"] = ctx
+        return item

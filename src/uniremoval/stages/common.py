@@ -51,6 +51,11 @@ class StageDataConfig:
     #: downsampled to ``crop``, so degradations the size a full-resolution photo has them are
     #: in range (null: at the crop's own scale). Validation sets stay at scale 1.
     scales: list[float] | None = None
+    #: Degrade the whole photo and cut the crop from it (the scene's haze, streak field and
+    #: blur, as in a real photo) instead of degrading the crop alone. null: on exactly when the
+    #: network reads the whole photo (it then gets that photo's thumbnail with every crop);
+    #: set it true to give a network without context the same data (equal-data ablations).
+    whole_photo: bool | None = None
 
     #: Old key -> current field; :func:`~uniremoval.train.config.from_dict` reads the old one.
     RENAMED: ClassVar[dict[str, str]] = {}
@@ -68,9 +73,30 @@ class StageDataConfig:
             if not ok or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.scales) or not 1 <= self.scales[0] <= self.scales[1] <= 8:
                 raise ConfigError(f"{where}.scales: give [lo, hi] with 1 <= lo <= hi <= 8, or null")
 
+    def synthesis(self, context_size: int | None) -> dict[str, Any]:
+        """``SyntheticPairs`` keywords for a network whose descriptor has ``context_size``:
+        whole-photo synthesis, and the thumbnail of each crop's whole degraded photo."""
+        ctx = ThumbnailContext(context_size) if context_size is not None else None
+        whole = ctx is not None if self.whole_photo is None else bool(self.whole_photo)
+        if ctx is not None and not whole:
+            raise ConfigError("data.whole_photo: false, but the network reads the whole photo (its context needs whole-photo synthesis)")
+        return {"whole": whole, "context": ctx}
+
     def train_scales(self) -> tuple[float, float] | None:
         """``scales`` as ``SyntheticPairs`` takes it."""
         return (float(self.scales[0]), float(self.scales[1])) if self.scales else None
+
+
+class ThumbnailContext:
+    """The context a network reading the whole photo gets: ``nets.thumbnail`` of the whole
+    (3, H, W) degraded photo, as (3, size, size). A class, not a closure, so data-loader worker
+    processes can receive it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = int(size)
+
+    def __call__(self, photo: torch.Tensor) -> torch.Tensor:
+        return nets.thumbnail(photo, self.size)[0]
 
 
 def parse_teachers(spec: str | None) -> dict[str, str]:
@@ -110,18 +136,19 @@ def spread_indices(n: int, count: int) -> list[int]:
 def fixed_items(ds: Dataset, count: int) -> list[dict[str, Any]]:
     """``count`` items of a fixed-seed dataset, spread over it evenly (the validation set)."""
     idx = spread_indices(len(ds), count)  # type: ignore[arg-type]
-    return [{"input": it["input"], "target": it["target"], "name": it.get("name", str(i))} for i, it in ((i, ds[i]) for i in idx)]
+    keep = ("input", "target", "context")
+    return [{**{k: it[k] for k in keep if k in it}, "name": it.get("name", str(i))} for i, it in ((i, ds[i]) for i in idx)]
 
 
 def synthetic_val_sets(
-    val_dir: str | Path, kinds: Sequence[str], count: int, crop: int, seed: int, registry: Any = None
+    val_dir: str | Path, kinds: Sequence[str], count: int, crop: int, seed: int, registry: Any = None, synthesis: Mapping[str, Any] | None = None
 ) -> dict[str, list[dict[str, Any]]]:
     """A fixed synthetic validation set: per kind, ``count`` pairs from ``val_dir`` (seeded)."""
     from .. import data as D
 
     out = {}
     for k in kinds:
-        vs = D.SyntheticPairs(Path(val_dir).expanduser(), kinds=[k], crop=crop, seed=seed, hflip=False, registry=registry)
+        vs = D.SyntheticPairs(Path(val_dir).expanduser(), kinds=[k], crop=crop, seed=seed, hflip=False, registry=registry, **dict(synthesis or {}))
         out[k] = fixed_items(vs, count)
     return out
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from .. import nets
 from ..train.config import ConfigError, ModelConfig, OptimConfig, RunConfig, ScheduleConfig, load_config
 from ..train.trainer import Trainer, ValResult
 from .common import StageDataConfig, degrade_registry, fixed_items, score_items
@@ -106,7 +107,7 @@ def pixel_loss(out: torch.Tensor, target: torch.Tensor, cfg: LossConfig) -> torc
     return loss
 
 
-def build_datasets(cfg: TeacherConfig) -> tuple[Dataset, Sequence[dict[str, Any]], Any]:
+def build_datasets(cfg: TeacherConfig, context_size: int | None = None) -> tuple[Dataset, Sequence[dict[str, Any]], Any]:
     """Training dataset, fixed validation items and a description for provenance, from ``cfg.data``.
 
     synthetic: ``SyntheticPairs`` of ``cfg.kind`` made from ``data.clean_dir`` (validation: the
@@ -123,12 +124,13 @@ def build_datasets(cfg: TeacherConfig) -> tuple[Dataset, Sequence[dict[str, Any]
         if not Path(d.clean_dir).expanduser().is_dir():
             raise ConfigError(f"data.clean_dir {d.clean_dir}: not a folder")
         reg = degrade_registry(d.degrade)
-        train = D.SyntheticPairs(Path(d.clean_dir).expanduser(), kinds=[cfg.kind], crop=d.crop, seed=cfg.run.seed, length=d.epoch_size, registry=reg, scales=d.train_scales())
+        syn = d.synthesis(context_size)
+        train = D.SyntheticPairs(Path(d.clean_dir).expanduser(), kinds=[cfg.kind], crop=d.crop, seed=cfg.run.seed, length=d.epoch_size, registry=reg, scales=d.train_scales(), **syn)
         val: list[dict[str, Any]] = []
         if d.val_dir and d.val_count:
-            vs = D.SyntheticPairs(Path(d.val_dir).expanduser(), kinds=[cfg.kind], crop=d.val_crop, seed=d.val_seed, hflip=False, registry=reg)
+            vs = D.SyntheticPairs(Path(d.val_dir).expanduser(), kinds=[cfg.kind], crop=d.val_crop, seed=d.val_seed, hflip=False, registry=reg, **syn)
             val = fixed_items(vs, d.val_count)
-        desc = {"source": "synthetic", "kind": cfg.kind, "clean_dir": d.clean_dir, "images": len(train.images), "val_dir": d.val_dir, "degrade": d.degrade}
+        desc = {"source": "synthetic", "kind": cfg.kind, "clean_dir": d.clean_dir, "images": len(train.images), "val_dir": d.val_dir, "degrade": d.degrade, "whole_photo": syn["whole"]}
         return train, val, desc
     if not d.paired_dir:
         raise ConfigError("data.paired_dir is required for paired data")
@@ -169,16 +171,18 @@ def train_teacher(
     """
     tr = Trainer(cfg.run, cfg, global_batch=cfg.data.images_per_step)
     try:
+        net = cfg.model.build()
         if train_set is None:
-            train_set, built_val, data_desc = build_datasets(cfg)
+            train_set, built_val, data_desc = build_datasets(cfg, nets.descriptor(net).context_size)
             if val_items is None:
                 val_items = built_val
-        net = cfg.model.build()
         model = tr.add("net", net, cfg.optim, cfg.schedule, ema=True)
 
         def step(t: Trainer, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+            # A network reading the whole photo gets each crop's whole-photo thumbnail.
+            kw = {"context": batch["context"]} if "context" in batch else {}
             with t.autocast():
-                out = model(batch["input"])
+                out = model(batch["input"], **kw)
             loss = pixel_loss(out, batch["target"], cfg.loss)
             t.optimize("net", loss)
             return {"loss": loss.detach()}

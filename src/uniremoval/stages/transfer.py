@@ -159,10 +159,8 @@ class KindTuples(Dataset):
 
     def __getitem__(self, j: int) -> dict[str, Any]:
         items = [self.dataset[self.pools[k][j * c + i]] for k, c in self.counts.items() for i in range(c)]
-        return {
-            "input": torch.stack([it["input"] for it in items]),
-            "target": torch.stack([it["target"] for it in items]),
-        }
+        keys = ("input", "target", "context") if all("context" in it for it in items) else ("input", "target")
+        return {key: torch.stack([it[key] for it in items]) for key in keys}
 
 
 def group_batch(t: torch.Tensor) -> torch.Tensor:
@@ -170,8 +168,10 @@ def group_batch(t: torch.Tensor) -> torch.Tensor:
     return t.transpose(0, 1).reshape(t.shape[0] * t.shape[1], *t.shape[2:])
 
 
-def build_transfer_datasets(cfg: TransferConfig) -> tuple[Dataset, dict[str, list[dict[str, Any]]], dict[str, Any]]:
-    """Training tuples, fixed validation items per kind, and a provenance description."""
+def build_transfer_datasets(cfg: TransferConfig, context_size: int | None = None) -> tuple[Dataset, dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    """Training tuples, fixed validation items per kind, and a provenance description.
+
+    ``context_size`` (the student's descriptor) adds each crop's whole-photo thumbnail."""
     from .. import data as D
 
     d, kinds = cfg.data, cfg.all_kinds()
@@ -179,9 +179,10 @@ def build_transfer_datasets(cfg: TransferConfig) -> tuple[Dataset, dict[str, lis
         raise ConfigError("data.clean_dir is required (e.g. --set data.clean_dir=PATH)")
     clean = need_dir(d.clean_dir, "data.clean_dir")
     reg = degrade_registry(d.degrade)
-    train = D.SyntheticPairs(clean, kinds=kinds, crop=d.crop, seed=cfg.run.seed, length=d.epoch_size, registry=reg, scales=d.train_scales())
-    val = synthetic_val_sets(d.val_dir, kinds, d.val_count, d.val_crop, d.val_seed, reg) if d.val_dir and d.val_count else {}
-    desc = {"source": "synthetic", "kinds": kinds, "clean_dir": d.clean_dir, "images": len(train.images), "val_dir": d.val_dir, "degrade": d.degrade}
+    syn = d.synthesis(context_size)
+    train = D.SyntheticPairs(clean, kinds=kinds, crop=d.crop, seed=cfg.run.seed, length=d.epoch_size, registry=reg, scales=d.train_scales(), **syn)
+    val = synthetic_val_sets(d.val_dir, kinds, d.val_count, d.val_crop, d.val_seed, reg, syn) if d.val_dir and d.val_count else {}
+    desc = {"source": "synthetic", "kinds": kinds, "clean_dir": d.clean_dir, "images": len(train.images), "val_dir": d.val_dir, "degrade": d.degrade, "whole_photo": syn["whole"]}
     return KindTuples(train, kinds, counts=d.counts(kinds)), val, desc
 
 
@@ -286,6 +287,7 @@ def _make_step(cfg: TransferConfig, model: nn.Module, frozen: Mapping[str, Froze
         if batch["input"].shape[1] != n_slots:
             raise ConfigError(f"training tuples hold {batch['input'].shape[1]} images, the kinds and data.kind_mix need {n_slots}")
         x, y = group_batch(batch["input"]), group_batch(batch["target"])
+        ctx = group_batch(batch["context"]) if "context" in batch else None
         g = batch["input"].shape[0]  # tuples on this process
         groups = [(k, slice(a * g, b * g)) for k, (a, b) in slots.items()]
         t_out: dict[str, torch.Tensor] = {}
@@ -293,12 +295,12 @@ def _make_step(cfg: TransferConfig, model: nn.Module, frozen: Mapping[str, Froze
         with t.autocast():
             if frozen and (need_t_out or use_feat):
                 for k, sl in groups:  # one teacher forward per kind group
-                    r = frozen[k](x[sl], return_features=use_feat and k in feat_kinds)
+                    r = frozen[k](x[sl], return_features=use_feat and k in feat_kinds, context=None if ctx is None else ctx[sl])
                     if isinstance(r, tuple):
                         t_out[k], t_feats[k] = r[0], list(r[1])
                     else:
                         t_out[k] = r
-            out, proj = model(x, groups, t_feats if use_feat else None)
+            out, proj = model(x, groups, t_feats if use_feat else None, context=ctx)
         ctx = TransferStep(t, cfg.loss, groups, x, y, out, t_out, proj, phis, frozen)
         loss, terms = weighted_sum(TERMS, cfg.loss, ctx, torch.zeros((), device=x.device))
         t.optimize("model", loss)
@@ -340,7 +342,7 @@ def train_transfer(
         model = tr.add("model", TransferModel(student, transfer), cfg.optim, cfg.schedule, ema=True)
         phis = _phis(tr, cfg, frozen, kinds)
         if train_set is None:
-            train_set, built_val, data_desc = build_transfer_datasets(cfg)
+            train_set, built_val, data_desc = build_transfer_datasets(cfg, nets.descriptor(student).context_size)
             if val_items is None:
                 val_items = built_val
         step = _make_step(cfg, model, frozen, phis, slots, use_feat)

@@ -22,15 +22,17 @@ class FrozenTeacher(nn.Module):
         self.has_features = desc.has_features
         self.feature_channels: list[int] = list(desc.feature_channels)
         self.size_multiple = nets.size_multiple(net)
+        self.takes_context = desc.context_size is not None
 
     def train(self, mode: bool = True) -> "FrozenTeacher":
         return super().train(False)
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> Any:
+    def forward(self, x: torch.Tensor, return_features: bool = False, context: torch.Tensor | None = None) -> Any:
+        kw: dict[str, Any] = {"context": context} if self.takes_context and context is not None else {}
         if return_features and self.has_features:
-            return self.net(x, return_features=True)
-        return self.net(x)
+            return self.net(x, return_features=True, **kw)
+        return self.net(x, **kw)
 
 
 class TransferModel(nn.Module):
@@ -44,14 +46,21 @@ class TransferModel(nn.Module):
         super().__init__()
         self.student = student
         self.transfer = transfer
+        self.takes_context = nets.descriptor(student).context_size is not None
 
     def forward(
-        self, x: torch.Tensor, groups: Sequence[tuple[str, slice]] = (), teacher_feats: Mapping[str, Sequence[torch.Tensor]] | None = None
+        self,
+        x: torch.Tensor,
+        groups: Sequence[tuple[str, slice]] = (),
+        teacher_feats: Mapping[str, Sequence[torch.Tensor]] | None = None,
+        context: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, tuple[list[torch.Tensor], ...]]]:
-        """Student output, and per kind group ``(z_s, z_t, recon, f_t)`` when features are given."""
+        """Student output, and per kind group ``(z_s, z_t, recon, f_t)`` when features are given.
+        ``context`` (each crop's whole-photo thumbnail) goes to a student that reads one."""
+        kw: dict[str, Any] = {"context": context} if context is not None and self.takes_context else {}
         if self.transfer is None or not teacher_feats:
-            return self.student(x), {}
-        out, feats = self.student(x, return_features=True)
+            return self.student(x, **kw), {}
+        out, feats = self.student(x, return_features=True, **kw)
         proj: dict[str, tuple[list[torch.Tensor], ...]] = {}
         for kind, sl in groups:
             if kind in teacher_feats:
