@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -231,3 +232,28 @@ def test_guard_leaves_fp16_scaler_skips_alone(tmp_path: Path) -> None:
     tr.components["net"].scaler = None
     assert not guard.grad_ok("net", float("inf")) and guard.rollbacks == 1
     tr.close()
+
+
+def test_a_context_student_adapts_with_each_photos_thumbnail(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real crops, replayed synthetic crops and held-out photos all reach a student (and a
+    teacher) that reads the whole photo together with that photo's own thumbnail."""
+    from uniremoval.nets.ctxnet import CtxUNet
+
+    r = world["root"]
+    args = {**ARGS, "context_width": 8, "context_dim": 16, "fix_scale": 4, "refine": 4, "context_size": 16}
+    torch.manual_seed(0)
+    student = save_model(nets.build("uniremoval-net", **args), r / "models" / "ctx_student.json", "uniremoval-net", args, ["haze", "rain", "blur"])
+    teacher = save_model(nets.build("uniremoval-net", **args), r / "models" / "ctx_haze.json", "uniremoval-net", args, ["haze"])
+    calls: list[tuple[int, Any]] = []
+    forward = CtxUNet.forward
+
+    def spy(self: CtxUNet, x: torch.Tensor, context: torch.Tensor | None = None, **kw: Any) -> Any:
+        calls.append((x.shape[0], None if context is None else tuple(context.shape)))
+        return forward(self, x, context, **kw)
+
+    monkeypatch.setattr(CtxUNet, "forward", spy)
+    cfg = _cfg(world, "ctx", f"student={student}", f"teachers.haze={teacher}", f"data.real_val_dir={r / 'real_val'}", "data.real_val_crop=192", "run.steps=3", "run.val_every=3")
+    res = train_adapt(cfg)
+    assert res.step == 3 and res.export is not None
+    assert calls and all(c == (n, 3, 16, 16) for n, c in calls), calls
+    assert {n for n, _ in calls} >= {1, 2}  # batches of crops and single validation photos

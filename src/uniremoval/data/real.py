@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from ..degrade import PRIMARY_KINDS
@@ -31,6 +32,8 @@ class RealPhotos(Dataset, ManifestMixin):
     Unreadable files are skipped and listed in ``self.skipped``. Items:
     ``{"input": 3xHxW tensor, "kind": str, "kind_id": int, "name": str, "params": dict}``.
     Without `crop`, images keep their size (use batch size 1 or a custom collate).
+    ``context(photo)``, given the whole (flipped with the crop) photo as a 3xHxW tensor, adds
+    ``"context"``: what a network that reads the whole photo gets (see ``SyntheticPairs``).
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class RealPhotos(Dataset, ManifestMixin):
         kinds: Sequence[str] = PRIMARY_KINDS,
         include: Sequence[str] | None = None,
         full_check: bool = False,
+        context: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.root = Path(root)
         good, self.skipped = scan_clean(self.root, full=full_check)
@@ -55,6 +59,7 @@ class RealPhotos(Dataset, ManifestMixin):
         self.crop = crop
         self.seed = int(seed)
         self.hflip = hflip
+        self.context = context
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -73,7 +78,7 @@ class RealPhotos(Dataset, ManifestMixin):
         path, kind = self.items[index]
         seed = self.seed + self.epoch * len(self) + index
         rng = np.random.default_rng(seed)
-        img = read_image(path)
+        img = whole = read_image(path)
         params: dict[str, Any] = {"seed": seed}
         if self.crop is not None:
             img = pad_to(img, self.crop, self.crop)
@@ -81,12 +86,15 @@ class RealPhotos(Dataset, ManifestMixin):
             img = img[y : y + self.crop, x : x + self.crop]
             params["crop"] = [y, x, self.crop]
         if self.hflip and rng.random() < 0.5:
-            img = img[:, ::-1]
+            img, whole = img[:, ::-1], whole[:, ::-1]
             params["hflip"] = True
-        return {
+        item = {
             "input": to_tensor(np.ascontiguousarray(img)),
             "kind": kind,
             "kind_id": self.kinds.index(kind) if kind in self.kinds else -1,
             "name": path.relative_to(self.root).with_suffix("").as_posix(),
             "params": params,
         }
+        if self.context is not None:
+            item["context"] = self.context(to_tensor(np.ascontiguousarray(whole)))
+        return item

@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
+from .. import nets
 from .contrast import DEFAULT_WEIGHTS, FeatureExtractor, ratio_contrast
 
 
@@ -24,12 +25,14 @@ def pseudo_targets(
     kinds: Sequence[str],
     teachers: Mapping[str, nn.Module],
     fallback: nn.Module,
+    context: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, list[str]]:
     """Frozen pseudo-targets for a batch of real photos, and which network made each.
 
     Samples whose kind has a teacher go through that teacher (one forward per kind present);
     all others through ``fallback`` (the frozen initial student). Inputs must already be a
-    size multiple of every network (crops of the training loader are).
+    size multiple of every network (crops of the training loader are). ``context`` (each
+    photo's whole-photo thumbnail) goes to the networks that read one.
     """
     out = torch.empty_like(real)
     source = ["student"] * len(kinds)
@@ -38,13 +41,20 @@ def pseudo_targets(
         idx = [i for i, k in enumerate(kinds) if k == kind]
         if idx:
             sel = torch.as_tensor(idx, device=real.device)
-            out[sel] = net(real[sel]).to(out.dtype)
+            out[sel] = _run(net, real, sel, context).to(out.dtype)
             for i in idx:
                 source[i] = kind
     if rest:
         sel = torch.as_tensor(rest, device=real.device)
-        out[sel] = fallback(real[sel]).to(out.dtype)
+        out[sel] = _run(fallback, real, sel, context).to(out.dtype)
     return out.clamp(0, 1), source
+
+
+def _run(net: nn.Module, x: torch.Tensor, sel: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+    """``net`` on the selected samples, with their context when the network reads one."""
+    if context is not None and nets.descriptor(net).context_size is not None:
+        return net(x[sel], context=context[sel])
+    return net(x[sel])
 
 
 def extended_contrast(

@@ -175,15 +175,18 @@ def _push_bank(bank: PrototypeBank, fz: Frozen, clean: torch.Tensor, real: torch
             bank.refresh()
 
 
-def _disc_steps(t: Trainer, S: nn.Module, D: nn.Module, real: torch.Tensor, clean: torch.Tensor, s: int, G: GanConfig, guard: StabilityGuard | None) -> dict[str, Any] | None:
+def _disc_steps(
+    t: Trainer, S: nn.Module, D: nn.Module, real: torch.Tensor, clean: torch.Tensor, s: int, G: GanConfig, guard: StabilityGuard | None, real_context: torch.Tensor | None = None
+) -> dict[str, Any] | None:
     """The discriminator's updates of step ``s`` (clean photos are "real", restored real
-    photos "fake"); their logs, or None when the guard rolled back."""
+    photos "fake"); their logs, or None when the guard rolled back. ``real_context``: the real
+    photos' whole-photo thumbnails, for a student that reads them."""
     logs: dict[str, Any] = {}
     n_d = adv.d_steps_at(s, G.d_ratio)
     if not n_d:
         return logs
     with torch.no_grad(), t.autocast():
-        fake = S(real).float().clamp(0, 1)
+        fake = S(real, **({"context": real_context} if real_context is not None else {})).float().clamp(0, 1)
     for j in range(n_d):
         use_r1 = G.r1_gamma > 0 and (s * max(n_d, 1) + j) % G.r1_every == 0
         c_in = clean.detach().requires_grad_(use_r1)
@@ -213,16 +216,17 @@ def _make_step(cfg: AdaptConfig, S: nn.Module, D: nn.Module, bank: PrototypeBank
             guard.maybe_snapshot()
         real, clean, kinds = b["real"], b["clean"], list(b["real_kind"])
         _push_bank(bank, fz, clean, real, kinds, s % cfg.cluster.refresh_every == 0)
-        logs = _disc_steps(t, S, D, real, clean, s, cfg.gan, guard)
+        rc, sc = b.get("real_context"), b.get("syn_context")  # a context student's thumbnails
+        logs = _disc_steps(t, S, D, real, clean, s, cfg.gan, guard, rc)
         if logs is None:
             return {"rollback": 1.0}
         with t.autocast():
-            out = S(real)
-            syn_out = S(b["syn_input"])
+            out = S(real, **({"context": rc} if rc is not None else {}))
+            syn_out = S(b["syn_input"], **({"context": sc} if sc is not None else {}))
         out_c = out.float().clamp(0, 1)
         ctx = AdaptStep(
             t, s, cfg.loss, cfg.gan.loss, cfg.gan.d_warmup, cfg.cluster.tau, fz, D, bank, real, kinds, out_c,
-            b["syn_input"], b["syn_target"], list(b["syn_kind"]), syn_out.float(),
+            b["syn_input"], b["syn_target"], list(b["syn_kind"]), syn_out.float(), rc, sc,
         )
         total, terms = weighted_sum(TERMS, cfg.loss, ctx, out.new_zeros((), dtype=torch.float32))
         logs.update({n: v.detach() for n, v in terms.items()})
@@ -269,11 +273,11 @@ def train_adapt(
     tr = Trainer(cfg.run, cfg, global_batch=cfg.data.triplets_per_step)
     try:
         desc: Any = None
+        net, fz = load_frozen(cfg, tr.device)
         if train_set is None:
-            train_set, built_val, built_real, desc = build_adapt_data(cfg.data, cfg.run.seed)
+            train_set, built_val, built_real, desc = build_adapt_data(cfg.data, cfg.run.seed, nets.descriptor(net).context_size)
             val_items = built_val if val_items is None else val_items
             real_val = built_real if real_val is None else real_val
-        net, fz = load_frozen(cfg, tr.device)
         S = tr.add("student", net, cfg.optim, cfg.schedule, ema=True)
         D = tr.add("disc", nets.build(cfg.gan.disc.arch, **cfg.gan.disc.args), cfg.optim_d)
         bank = _add_bank(tr, cfg, fz)

@@ -85,20 +85,24 @@ class AdaptItems(Dataset):
         r = self._draw(self.real, rng, index)
         c = self._draw(self.clean, rng, index)
         s = self._draw(self.synthetic, rng, index)
-        return {
+        out = {
             "real": r["input"], "real_kind": r["kind"], "real_name": r["name"],
             "clean": c["input"],
             "syn_input": s["input"], "syn_target": s["target"], "syn_kind": s["kind"],
         }
+        if "context" in r and "context" in s:  # whole-photo thumbnails for a context student
+            out.update(real_context=r["context"], syn_context=s["context"])
+        return out
 
 
-def _real_val(d: AdaptDataConfig) -> list[dict[str, Any]]:
-    """Held-out real photos, centre-cropped (keeps NIQE cheap and sizes a multiple of 16)."""
+def _real_val(d: AdaptDataConfig, context: Any = None) -> list[dict[str, Any]]:
+    """Held-out real photos, centre-cropped (keeps NIQE cheap and sizes a multiple of 16);
+    with ``context``, each keeps its whole photo's context."""
     from .. import data as D
 
     if not (d.real_val_dir and d.real_val_count):
         return []
-    rv = D.RealPhotos(need_dir(d.real_val_dir, "data.real_val_dir"), crop=None, full_check=False, include=d.real_kinds or None)
+    rv = D.RealPhotos(need_dir(d.real_val_dir, "data.real_val_dir"), crop=None, full_check=False, include=d.real_kinds or None, context=context)
     out = []
     for i in spread_indices(len(rv), d.real_val_count):
         it = rv[i]
@@ -106,36 +110,39 @@ def _real_val(d: AdaptDataConfig) -> list[dict[str, Any]]:
         h, w = x.shape[-2:]
         ch, cw = min(c, h) // 16 * 16, min(c, w) // 16 * 16
         y0, x0 = (h - ch) // 2, (w - cw) // 2
-        out.append({"input": x[:, y0 : y0 + ch, x0 : x0 + cw], "kind": it["kind"], "name": it["name"]})
+        out.append({"input": x[:, y0 : y0 + ch, x0 : x0 + cw], "kind": it["kind"], "name": it["name"], **({"context": it["context"]} if "context" in it else {})})
     return out
 
 
-def build_adapt_data(d: AdaptDataConfig, seed: int) -> tuple[Dataset, list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """Training triplets, synthetic validation pairs, held-out real photos, provenance."""
+def build_adapt_data(d: AdaptDataConfig, seed: int, context_size: int | None = None) -> tuple[Dataset, list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """Training triplets, synthetic validation pairs, held-out real photos, provenance.
+    ``context_size`` (the student's descriptor): every crop also carries its whole photo's
+    thumbnail."""
     from .. import data as D
 
     real_dir = need_dir(d.real_dir, "data.real_dir (--real)")
     clean_dir = need_dir(d.clean_dir, "data.clean_dir (--clean)")
     syn_dir = need_dir(d.synthetic_dir or d.clean_dir, "data.synthetic_dir")
     reg = degrade_registry(d.degrade)
-    real = D.RealPhotos(real_dir, crop=d.crop, seed=seed, hflip=True, full_check=False, include=d.real_kinds or None)
+    synthesis = d.synthesis(context_size)
+    real = D.RealPhotos(real_dir, crop=d.crop, seed=seed, hflip=True, full_check=False, include=d.real_kinds or None, context=synthesis["context"])
     if len(real) == 0:
         raise ConfigError(f"data.real_dir {real_dir}: no readable photos")
     clean = D.RealPhotos(clean_dir, crop=d.crop, seed=seed + 1, hflip=True, full_check=False)
     if len(clean) == 0:
         raise ConfigError(f"data.clean_dir {clean_dir}: no readable photos")
-    syn = D.SyntheticPairs(syn_dir, kinds=d.kinds, crop=d.crop, seed=seed + 2, registry=reg, full_check=False, scales=d.train_scales())
+    syn = D.SyntheticPairs(syn_dir, kinds=d.kinds, crop=d.crop, seed=seed + 2, registry=reg, full_check=False, scales=d.train_scales(), **synthesis)
     items = AdaptItems(real, clean, syn, d.epoch_size, seed)
     val: list[dict[str, Any]] = []
     if d.val_dir and d.val_count:
-        vs = D.SyntheticPairs(need_dir(d.val_dir, "data.val_dir"), kinds=d.kinds, crop=d.val_crop, seed=d.val_seed, hflip=False, registry=reg)
+        vs = D.SyntheticPairs(need_dir(d.val_dir, "data.val_dir"), kinds=d.kinds, crop=d.val_crop, seed=d.val_seed, hflip=False, registry=reg, **synthesis)
         val = [dict(it, kind=vs.kind_of(i)) for i, it in zip(spread_indices(len(vs), d.val_count), fixed_items(vs, d.val_count))]
     desc = {
         "real_dir": str(real_dir), "real_photos": len(real), "real_kinds": {k: real.item_kinds().count(k) for k in sorted(set(real.item_kinds()))},
         "clean_dir": str(clean_dir), "clean_photos": len(clean), "synthetic_dir": str(syn_dir), "kinds": d.kinds,
-        "val_dir": d.val_dir, "real_val_dir": d.real_val_dir,
+        "val_dir": d.val_dir, "real_val_dir": d.real_val_dir, "whole_photo": synthesis["whole"],
     }
-    return items, val, _real_val(d), desc
+    return items, val, _real_val(d, synthesis["context"]), desc
 
 
 def make_val_fn(val: Sequence[Mapping[str, Any]], real_val: Sequence[Mapping[str, Any]], frozen: Frozen, n_samples: int):  # type: ignore[no-untyped-def]
@@ -144,8 +151,8 @@ def make_val_fn(val: Sequence[Mapping[str, Any]], real_val: Sequence[Mapping[str
     held-out real photos (with the initial student's NIQE for comparison)."""
     cache: dict[str, float] = {}
 
-    def fwd(net: nn.Module, x: torch.Tensor, tr: Trainer) -> torch.Tensor:
-        return restore(net, x.unsqueeze(0).to(tr.device), tr.autocast)
+    def fwd(net: nn.Module, x: torch.Tensor, tr: Trainer, ctx: torch.Tensor | None = None) -> torch.Tensor:
+        return restore(net, x.unsqueeze(0).to(tr.device), tr.autocast, None if ctx is None else ctx.reshape(-1, *ctx.shape[-3:]).to(tr.device))
 
     def val_fn(tr: Trainer) -> ValResult:
         from ..metrics import niqe
@@ -158,9 +165,10 @@ def make_val_fn(val: Sequence[Mapping[str, Any]], real_val: Sequence[Mapping[str
             per0: dict[str, list[float]] = {}
             for it in val:
                 y = it["target"].unsqueeze(0).to(tr.device)
-                per.setdefault(it["kind"], []).append(float(psnr(fwd(net, it["input"], tr), y)[0]))
+                c = it.get("context")
+                per.setdefault(it["kind"], []).append(float(psnr(fwd(net, it["input"], tr, c), y)[0]))
                 if "psnr_init" not in cache:
-                    per0.setdefault(it["kind"], []).append(float(psnr(fwd(frozen.student0, it["input"], tr), y)[0]))
+                    per0.setdefault(it["kind"], []).append(float(psnr(fwd(frozen.student0, it["input"], tr, c), y)[0]))
             allv = [v for vs in per.values() for v in vs]
             metrics["psnr"] = sum(allv) / len(allv)
             for k, vs in per.items():
@@ -172,12 +180,13 @@ def make_val_fn(val: Sequence[Mapping[str, Any]], real_val: Sequence[Mapping[str
         if real_val:
             scores, scores0 = [], []
             for i, it in enumerate(real_val):
-                out = fwd(net, it["input"], tr)
+                c = it.get("context")
+                out = fwd(net, it["input"], tr, c)
                 scores.append(float(niqe(out[0].cpu())))
                 if "niqe_init" not in cache:
-                    scores0.append(float(niqe(fwd(frozen.student0, it["input"], tr)[0].cpu())))
+                    scores0.append(float(niqe(fwd(frozen.student0, it["input"], tr, c)[0].cpu())))
                 if i < n_samples:
-                    images[f"real_{i}_input_init_adapted"] = torch.cat([it["input"].to(tr.device), fwd(frozen.student0, it["input"], tr)[0], out[0]], dim=-1).cpu()
+                    images[f"real_{i}_input_init_adapted"] = torch.cat([it["input"].to(tr.device), fwd(frozen.student0, it["input"], tr, c)[0], out[0]], dim=-1).cpu()
             fin = [s for s in scores if np.isfinite(s)]
             metrics["niqe"] = float(np.mean(fin)) if fin else float("nan")
             if "niqe_init" not in cache:

@@ -77,6 +77,9 @@ class AdaptStep:
     syn_target: torch.Tensor
     syn_kinds: Sequence[str]
     syn_out: torch.Tensor
+    #: Whole-photo thumbnails of the real photos and the synthetic pairs (context students).
+    real_context: torch.Tensor | None = None
+    syn_context: torch.Tensor | None = None
 
 
 def adv_term(c: AdaptStep) -> torch.Tensor | None:
@@ -89,7 +92,7 @@ def adv_term(c: AdaptStep) -> torch.Tensor | None:
 
 def ext_term(c: AdaptStep) -> torch.Tensor:
     """Extended instance contrast against the frozen pseudo-targets."""
-    pseudo, _ = pseudo_targets(c.real, c.kinds, c.fz.teachers, c.fz.student0)
+    pseudo, _ = pseudo_targets(c.real, c.kinds, c.fz.teachers, c.fz.student0, c.real_context)
     with c.t.autocast():
         return extended_contrast(c.fz.phi, c.out_c, pseudo, c.real)
 
@@ -109,7 +112,7 @@ def syn_term(c: AdaptStep) -> torch.Tensor:
     out, x, y, kinds, fz, lo = c.syn_out, c.syn_input, c.syn_target, c.syn_kinds, c.fz, c.lo
     loss = lo.syn_gt * gt_loss(out, y)
     if lo.syn_distill > 0 and fz.teachers:
-        targets, _ = pseudo_targets(x, kinds, fz.teachers, fz.student0)
+        targets, _ = pseudo_targets(x, kinds, fz.teachers, fz.student0, c.syn_context)
         mask = torch.tensor([k in fz.teachers for k in kinds], device=out.device)
         if bool(mask.any()):
             loss = loss + lo.syn_distill * output_distill(out[mask], targets[mask])
