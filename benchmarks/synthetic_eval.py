@@ -4,8 +4,10 @@ The pipeline report scores 8 pairs per kind, one crop from each of 8 photos. On 
 kind's mean moves by tenths of a dB with the draw (two light-haze photos decide the haze row),
 so this script makes ``--count`` pairs per kind from the same clean photos with another seed
 (several crops and degradations per photo), scores input, the dark-channel prior, the teachers
-(each on its own kind) and the given models, and reports per kind the mean PSNR and a seeded
-bootstrap 95 % interval (resampling photos) of each model's paired difference to the teachers and (haze) to DCP.
+(each on its own kind) and the given models, and reports per kind the mean PSNR and SSIM and a
+seeded bootstrap 95 % interval (resampling photos) of each model's paired difference to the
+teachers, (haze) to DCP and to ``--baseline`` (PSNR and, against the baseline, SSIM: a model
+that gains PSNR by painting texture or leaving artefacts shows it in SSIM).
 
     python benchmarks/synthetic_eval.py --val-dir ../shared/data/clean/val \\
         --teachers haze=T.json,rain=T.json,blur=T.json --model default --tag default --out benchmarks/results
@@ -100,17 +102,21 @@ def main() -> None:
             methods.append(m)
         res = evaluate_set(methods, items, "paired", root / "report", root / "pairs", grid_rows=1, log=lambda s: print(s, file=sys.stderr))
     psnr: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    ssim: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in res.rows:
         psnr[r["method"]][r["kind"]][r["image"]] = float(r["psnr"])
+        ssim[r["method"]][r["kind"]][r["image"]] = float(r["ssim"])
     rng = np.random.default_rng(0)
     out: dict = {
-        "what": "PSNR (dB) per kind on synthetic pairs from --val-dir; 95 % intervals of paired mean differences (bootstrap over photos)",
+        "what": "PSNR (dB) and SSIM (RGB) per kind on synthetic pairs from --val-dir; 95 % intervals of paired mean differences (bootstrap over photos)",
         "val_dir": str(a.val_dir), "count_per_kind": a.count, "photos": len(set(photo.values())), "crop": a.crop, "seed": a.seed, "preset": a.preset, "bootstrap": a.boot,
         "teachers": {k: read_config(p)[0].sha256 for k, p in teachers.items()},
         "models": {label: {"path": spec, "sha256": read_config(spec)[0].sha256} for label, spec in models},
         "machine": platform.platform(), "seconds": round(time.time() - t0, 1),
         "means": {m: {k: float(np.mean(list(v.values()))) for k, v in kinds.items()} for m, kinds in psnr.items()},
+        "ssim_means": {m: {k: float(np.mean(list(v.values()))) for k, v in kinds.items()} for m, kinds in ssim.items()},
         "differences": {},
+        "ssim_differences": {},
     }
     for n in names:
         d: dict = {}
@@ -121,6 +127,10 @@ def main() -> None:
                 diff = np.array([psnr[n][k][i] - psnr[ref][k][i] for i in imgs])
                 lo, hi = bootstrap(diff, [photo[i] for i in imgs], a.boot, rng)
                 d[f"{k}-{ref}"] = {"mean": float(diff.mean()), "ci95": [lo, hi], "wins": int((diff > 0).sum()), "n": len(diff)}
+            if a.baseline and a.baseline != n:  # SSIM (artefacts, structure) against the baseline
+                sd = np.array([ssim[n][k][i] - ssim[a.baseline][k][i] for i in imgs])
+                lo, hi = bootstrap(sd, [photo[i] for i in imgs], a.boot, rng)
+                out["ssim_differences"].setdefault(n, {})[f"{k}-{a.baseline}"] = {"mean": float(sd.mean()), "ci95": [lo, hi], "wins": int((sd > 0).sum()), "n": len(sd)}
         out["differences"][n] = d
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"synthetic_eval_{a.tag}.json").write_text(json.dumps(out, indent=1))
@@ -128,10 +138,18 @@ def main() -> None:
              "| method | " + " | ".join(KINDS) + " |", "|---|" + "---|" * len(KINDS)]
     for m, kinds in out["means"].items():
         lines.append(f"| {m} | " + " | ".join(f"{kinds.get(k, float('nan')):.2f}" for k in KINDS) + " |")
+    lines += ["", "| method | " + " | ".join(f"SSIM {k}" for k in KINDS) + " |", "|---|" + "---|" * len(KINDS)]
+    for m, kinds in out["ssim_means"].items():
+        lines.append(f"| {m} | " + " | ".join(f"{kinds.get(k, float('nan')):.4f}" for k in KINDS) + " |")
     lines += ["", "| model | difference | mean dB | 95 % interval | better on |", "|---|---|---|---|---|"]
     for n, d in out["differences"].items():
         for key, v in d.items():
             lines.append(f"| {n} | {key} | {v['mean']:+.2f} | {v['ci95'][0]:+.2f} .. {v['ci95'][1]:+.2f} | {v['wins']}/{v['n']} |")
+    if out["ssim_differences"]:
+        lines += ["", "| model | SSIM difference | mean | 95 % interval | better on |", "|---|---|---|---|---|"]
+        for n, d in out["ssim_differences"].items():
+            for key, v in d.items():
+                lines.append(f"| {n} | {key} | {v['mean']:+.4f} | {v['ci95'][0]:+.4f} .. {v['ci95'][1]:+.4f} | {v['wins']}/{v['n']} |")
     (a.out / f"synthetic_eval_{a.tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -67,5 +67,9 @@ def test_synthetic_eval_without_teachers_compares_to_a_baseline_on_fixed_r6_pair
         assert out["preset"] == preset and "teachers" not in out["means"]
         assert set(out["differences"]["new"]) == {"haze-dcp", "haze-old", "rain-old", "blur-old"}
         assert set(out["differences"]["old"]) == {"haze-dcp", "rain-input", "blur-input"}  # nothing else to compare to
+        # SSIM (artefacts) beside PSNR: means for every row, differences to the baseline
+        assert all(0.0 < out["ssim_means"][m][k] <= 1.0 for m in ("input", "old", "new") for k in ("haze", "rain", "blur"))
+        assert out["ssim_means"]["old"] == out["ssim_means"]["input"]  # the identity model
+        assert set(out["ssim_differences"]) == {"new"} and set(out["ssim_differences"]["new"]) == {"haze-old", "rain-old", "blur-old"}
         means[preset] = out["means"]["input"]
     assert means["r6"] != means["r7"]

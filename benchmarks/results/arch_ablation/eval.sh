@@ -10,12 +10,12 @@ cd "$(dirname "$0")"
 OUT=${OUT:-$HOME/.cache/uniremoval/arch_ablation}
 M=$(cd ../../.. && pwd); PY=$M/.venv/bin/python; U=$M/.venv/bin/uniremoval; D=${DATA:-$M/../shared/data}
 arms=("$@"); [ ${#arms[@]} -gt 0 ] || arms=(r6arch uninet)
-mkdir -p models eval
+mkdir -p "$OUT/models" eval
 models=(--model r6=default); paths=()
 for a in "${arms[@]}"; do
   # Copies named after the arm so every report labels them apart (a model is labelled by its file name).
-  $PY -c "import json,shutil,sys; a,o=sys.argv[1:]; src=o+'/'+a+'/allinone/export/allinone'; d=json.load(open(src+'.json')); d['weights']=a+'.safetensors'; json.dump(d, open('models/'+a+'.json','w'), indent=1, sort_keys=True); shutil.copy(src+'.safetensors', 'models/'+a+'.safetensors')" "$a" "$OUT"
-  models+=(--model "$a=$PWD/models/$a.json"); paths+=("$PWD/models/$a.json")
+  $PY -c "import json,shutil,sys; a,o=sys.argv[1:]; src=o+'/'+a+'/allinone/export/allinone'; d=json.load(open(src+'.json')); d['weights']=a+'.safetensors'; json.dump(d, open(o+'/models/'+a+'.json','w'), indent=1, sort_keys=True); shutil.copy(src+'.safetensors', o+'/models/'+a+'.safetensors')" "$a" "$OUT"
+  models+=(--model "$a=$OUT/models/$a.json"); paths+=("$OUT/models/$a.json")
 done
 $PY $M/benchmarks/synthetic_eval.py --val-dir $D/clean/val "${models[@]}" --baseline r6arch --out eval --tag abl_r6 2>/dev/null | tail -20
 $PY $M/benchmarks/synthetic_eval.py --val-dir $D/clean/val "${models[@]}" --baseline r6arch --preset r7 --count 24 --out eval --tag abl_r7 2>/dev/null | tail -20

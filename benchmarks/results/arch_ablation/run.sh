@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Issue [2/5] equal-budget ablation: release 6's architecture (nafnet-small-deep, from release
-# 6's weights) against uniremoval-net (warm-started from release 6 wherever names and shapes
-# agree) and uniremoval-net without context (context_dim 0), all-in-one supervised (stage 1,
+# 6's weights) against release 6 plus global context (nafnet-ctx: the same blocks with FiLM from
+# the whole photo's thumbnail; starts as exactly release 6), uniremoval-net (the fast network,
+# warm-started from release 6 wherever names and shapes agree) and uniremoval-net without
+# context (context_dim 0), all-in-one supervised (stage 1,
 # ground-truth term only), same data (r7 ranges, scales 1-4, Garg & Nayar streaks, clean
 # photos, whole-photo synthesis for every arm), same seed, steps and batch. Resumable: rerun.
-# Usage: run.sh ARM...   (ARM: r6arch | uninet | uninet_noctx; default: all three)
+# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | uninet | uninet_noctx; default: all four)
 set -euo pipefail
 cd "$(dirname "$0")"
 STEPS=${STEPS:-2000}
@@ -17,10 +19,11 @@ common=(--config $M/benchmarks/results/data_r6_vs_r7/base.yaml --set run.steps=$
         --set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06}}}")
 R6=$M/src/uniremoval/models/default.json
 mkdir -p "$OUT"
-arms=("$@"); [ ${#arms[@]} -gt 0 ] || arms=(r6arch uninet uninet_noctx)
+arms=("$@"); [ ${#arms[@]} -gt 0 ] || arms=(r6arch r6ctx uninet uninet_noctx)
 for arm in "${arms[@]}"; do
   case $arm in
     r6arch) a=(--set model.arch=nafnet-small-deep --set "model.init=$R6") ;;
+    r6ctx) a=(--set model.arch=nafnet-ctx --set "model.init=$R6" --set model.warm_start=true) ;;
     uninet) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true) ;;
     uninet_noctx) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true --set 'model.args={context_dim: 0}') ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
