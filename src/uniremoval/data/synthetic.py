@@ -159,8 +159,7 @@ class SyntheticPairs(Dataset, ManifestMixin):
         """The region to degrade at scale s (see the class docstring): (region, margin, output
         side with margin)."""
         assert self.crop is not None and self.scales is not None
-        lo, hi = self.scales
-        s = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        s = self._draw_scale(rng)
         out_side = self.crop + 2 * self.margin
         side = max(int(round(out_side * s)), out_side)
         region = min(side, *img.shape[:2])
@@ -215,17 +214,8 @@ class SyntheticPairs(Dataset, ManifestMixin):
         info["crop"] = [y, x, side]
         return img, degraded, record, ctx
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        if self.whole:
-            return self._get_whole(index)
-        kind = self.kind_of(index)
-        seed = self.item_seed(index)
-        rng = np.random.default_rng(seed)
-        j = int(rng.integers(len(self.images)))
-        img = self._load(j)
-        info: dict[str, Any] = {"source": self.images[j].name}
+    def _crop_item(self, img: np.ndarray, kind: str, rng: np.random.Generator, info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Degrade the crop (with its margin) alone: (clean, degraded, record)."""
         m, out_side = 0, None
         if self.crop is not None and self.scales is not None:
             img, m, out_side = self._scaled_crop(img, rng, info)
@@ -247,24 +237,22 @@ class SyntheticPairs(Dataset, ManifestMixin):
             degraded = np.clip(resize(degraded, out_side, out_side), 0.0, 1.0)
         if m:
             img, degraded = img[m:-m, m:-m], degraded[m:-m, m:-m]
-        record["seed"] = seed
-        record.update(info)
-        return {
-            "input": to_tensor(degraded),
-            "target": to_tensor(img),
-            "kind": kind,
-            "kind_id": self.kinds.index(kind),
-            "name": f"{self.images[j].stem}_{index}",
-            "params": record,
-        }
+        return img, degraded, record
 
-    def _get_whole(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
         kind = self.kind_of(index)
         seed = self.item_seed(index)
         rng = np.random.default_rng(seed)
         j = int(rng.integers(len(self.images)))
-        info: dict[str, Any] = {"source": self.images[j].name, "whole": True}
-        img, degraded, record, ctx = self._whole_item(self._load(j), kind, rng, info)
+        info: dict[str, Any] = {"source": self.images[j].name}
+        ctx = None
+        if self.whole:
+            info["whole"] = True
+            img, degraded, record, ctx = self._whole_item(self._load(j), kind, rng, info)
+        else:
+            img, degraded, record = self._crop_item(self._load(j), kind, rng, info)
         record["seed"] = seed
         record.update(info)
         item = {
