@@ -1,6 +1,7 @@
 """Tests for uniremoval.degrade: determinism, ranges, physics sanity, kernels, compounds."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -140,7 +141,7 @@ def test_blur_preserves_mean_and_lowers_detail() -> None:
 
 def test_rain_only_adds_light() -> None:
     img = _image()
-    reg = Registry.from_config({"kinds": {"rain": {"p_veil": 0.0, "p_heavy": 0.0}}})
+    reg = Registry.from_config({"kinds": {"rain": {"p_veil": 0.0, "p_heavy": 0.0, "camera": None}}})  # noise would darken some pixels
     out, rec = reg.synthesize(img, "rain", seed=0)
     assert (out >= img - 1e-6).all()  # screen blend never darkens
     assert rec["params"]["layers"] and rec["params"]["heavy_haze"] is None
@@ -164,7 +165,8 @@ def test_compound_applies_each_part() -> None:
     rng = np.random.default_rng(0)
     rng.random(2)  # the compound's two part draws
     k = REGISTRY.get("rain")
-    x, _ = k.fn(img, rng, k.params, None)
+    # One camera per photo: the rain's camera stage is dropped, the haze (last) keeps its own.
+    x, _ = k.fn(img, rng, dataclasses.replace(k.params, camera=None), None)
     k = REGISTRY.get("haze")
     x, _ = k.fn(x, rng, k.params, None)
     assert np.allclose(out, x)

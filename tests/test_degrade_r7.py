@@ -167,7 +167,7 @@ def _layers(d: Path, lit: bool = True) -> Path:
 
 
 def test_garg_layers_composited_as_light(tmp_path: Path) -> None:
-    quiet = {"p_veil": 0.0, "p_heavy": 0.0, "p_defocus": 0.0, "p_garg": 1.0}
+    quiet = {"p_veil": 0.0, "p_heavy": 0.0, "p_defocus": 0.0, "p_garg": 1.0, "camera": None}
     p = RainParams(**{**r7_rain().__dict__, **quiet, "streak_dir": str(_layers(tmp_path / "lit"))})
     img = _image(48, 64) * 0.5
     out, rec = add_rain(img, np.random.default_rng(0), p)

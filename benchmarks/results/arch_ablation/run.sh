@@ -6,7 +6,8 @@
 # context (context_dim 0), all-in-one supervised (stage 1,
 # ground-truth term only), same data (r7 ranges, scales 1-4, Garg & Nayar streaks, clean
 # photos, whole-photo synthesis for every arm), same seed, steps and batch. Resumable: rerun.
-# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | uninet | uninet_noctx; default: all four)
+# r6ctx_cam: r6ctx on r7 with a camera stage (noise, gamma, JPEG) after haze and rain.
+# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | uninet | uninet_noctx; default: the first round's four)
 set -euo pipefail
 cd "$(dirname "$0")"
 STEPS=${STEPS:-2000}
@@ -15,17 +16,21 @@ M=$(cd ../../.. && pwd); U=$M/.venv/bin/uniremoval; D=${DATA:-$M/../shared/data}
 common=(--config $M/benchmarks/results/data_r6_vs_r7/base.yaml --set run.steps=$STEPS
         --set data.images_per_step=8 --set data.val_count=0 --set run.val_every=100000
         --set "data.clean_dir=$D/clean/train" --set "data.val_dir=$D/clean/val"
-        --set 'kinds=[haze, rain, blur, clean]' --set 'data.scales=[1, 4]' --set data.whole_photo=true
-        --set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06}}}")
+        --set 'kinds=[haze, rain, blur, clean]' --set 'data.scales=[1, 4]' --set data.whole_photo=true)
+# The first round's data: r7 as it was then, haze and rain without a camera stage after them.
+nocam=(--set "data.degrade={kinds: {haze: {camera: null}, rain: {camera: null, streak_dir: $D/rain_streaks/garg06}}}")
+# r7 with sensor noise, gamma and JPEG after the haze and the rain (camera.camera_finish).
+cam=(--set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06}}}")
 R6=$M/src/uniremoval/models/default.json
 mkdir -p "$OUT"
 arms=("$@"); [ ${#arms[@]} -gt 0 ] || arms=(r6arch r6ctx uninet uninet_noctx)
 for arm in "${arms[@]}"; do
   case $arm in
-    r6arch) a=(--set model.arch=nafnet-small-deep --set "model.init=$R6") ;;
-    r6ctx) a=(--set model.arch=nafnet-ctx --set "model.init=$R6" --set model.warm_start=true) ;;
-    uninet) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true) ;;
-    uninet_noctx) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true --set 'model.args={context_dim: 0}') ;;
+    r6arch) a=(--set model.arch=nafnet-small-deep --set "model.init=$R6" "${nocam[@]}") ;;
+    r6ctx) a=(--set model.arch=nafnet-ctx --set "model.init=$R6" --set model.warm_start=true "${nocam[@]}") ;;
+    r6ctx_cam) a=(--set model.arch=nafnet-ctx --set "model.init=$R6" --set model.warm_start=true "${cam[@]}") ;;
+    uninet) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true "${nocam[@]}") ;;
+    uninet_noctx) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true --set 'model.args={context_dim: 0}' "${nocam[@]}") ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac
   $U train transfer "${common[@]}" "${a[@]}" --set run.out_dir=$OUT/$arm 2>&1 | tee -a $OUT/$arm.log

@@ -1,4 +1,4 @@
-"""A camera's order of operations around an optical degradation (used by blur).
+"""A camera's order of operations around an optical degradation (blur; haze and rain in r7).
 
 Blur happens to light, before the sensor and the image processor: a camera integrates the
 scene's radiance over the shake path (or the defocus disk) in linear light, clips at the
@@ -12,6 +12,7 @@ Blurring an sRGB image instead gets two things wrong that real blurry photos sho
 
 `camera_pipeline(image, rng, params, blur_fn)` runs: sRGB -> linear, highlight boost,
 ``blur_fn``, clip, noise (Poisson-Gaussian, in linear light), linear -> sRGB, JPEG.
+`camera_finish(image, rng, params)` runs the part after the optics on a hazy or rainy scene.
 """
 from __future__ import annotations
 
@@ -73,6 +74,11 @@ def camera_pipeline(
         lin = boost_highlights(lin, thr, gain)
         rec["highlights"] = {"threshold": r(thr), "gain": r(gain)}
     lin = np.clip(blur_fn(lin), 0.0, 1.0)  # the sensor saturates
+    return _sensor_to_file(lin, rng, params, rec), rec
+
+
+def _sensor_to_file(lin: np.ndarray, rng: np.random.Generator, params: CameraParams, rec: dict[str, object]) -> np.ndarray:
+    """Noise in linear light, gamma, JPEG: what comes after the optics, in a camera's order."""
     noise_rng = np.random.default_rng(int(rng.integers(2**63)))
     if rng.random() < params.p_noise:
         lin, rec["noise"] = add_noise(lin, noise_rng, params.noise)
@@ -80,4 +86,19 @@ def camera_pipeline(
     jpeg_rng = np.random.default_rng(int(rng.integers(2**63)))
     if rng.random() < params.p_jpeg:
         out, rec["jpeg"] = add_jpeg(out, jpeg_rng, JpegParams(quality=params.jpeg_quality))
-    return np.clip(out, 0.0, 1.0).astype(np.float32), rec
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def camera_finish(image: np.ndarray, rng: np.random.Generator, params: CameraParams) -> tuple[np.ndarray, dict[str, object]]:
+    """Record an already degraded scene (sRGB float HxWx3): sensor noise, gamma, JPEG, 8 bits.
+
+    Haze and rain happen in the scene, before the sensor, so a real hazy or rainy photo has
+    its noise and JPEG blocks at the hazy level, unattenuated by the haze. Without this a
+    dehazer learns to stretch whatever faint texture a hazy sky holds by 1/t, and on real
+    photos that texture is noise and JPEG blocks: blotchy, blocky skies. The 8-bit rounding
+    is what every photo file holds (banding in smooth skies). Highlights are not boosted:
+    there is no blur to spread them.
+    """
+    rec: dict[str, object] = {"linear": True}
+    out = _sensor_to_file(srgb_to_linear(np.clip(image, 0.0, 1.0)), rng, params, rec)
+    return (np.round(out * 255.0) / 255.0).astype(np.float32), rec

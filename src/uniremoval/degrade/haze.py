@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from ._common import Range, as_float_image, choose, normalise, pick, r, smooth_field
+from .camera import CameraParams, camera_finish
 
 
 @dataclass
@@ -59,6 +60,10 @@ class HazeParams:
     """Amount u of a cool airlight, chroma 1 + u (-0.6, -0.3, 0.9)."""
     airlight_max: float = 1.0
     """Clip of the airlight; above 1, dense haze saturates to white (bright, blown-out skies)."""
+    camera: CameraParams | None = None
+    """When set, the hazy scene is recorded by a camera: noise, gamma, JPEG after the haze
+    (`camera.camera_finish`), so the noise is not attenuated by t; None (r6) keeps the
+    noise-free float image."""
 
 
 def pseudo_depth(
@@ -159,4 +164,7 @@ def add_haze(
         "transmission_mean": r(float(t.mean())),
         "transmission_min": r(float(t.min())),
     }
-    return np.clip(out, 0.0, 1.0).astype(np.float32), record
+    out = np.clip(out, 0.0, 1.0).astype(np.float32)
+    if p.camera is not None:
+        out, record["camera"] = camera_finish(out, rng, p.camera)
+    return out, record

@@ -48,6 +48,7 @@ def r7_haze() -> HazeParams:
         p_nonhomogeneous=0.35, nonhomogeneous_amount=(0.3, 1.2),
         # Clear near, dense far: matches the DCP transmission of real hazy photos (docs/data.md).
         near_depth=(0.0, 0.05), depth_gamma=(1.5, 3.0),
+        camera=CameraParams(),  # noise and JPEG come after the haze (see camera.camera_finish)
     )
 
 
@@ -58,7 +59,7 @@ def r7_rain() -> RainParams:
         width=(0.4, 8.0), width_ratio=(0.008, 0.05), coverage=(0.01, 0.33), density=(0.0012, 0.006),
         brightness=(0.08, 0.8), ambient_gain=True, p_defocus=0.4, defocus_width=(3.0, 8.0),
         defocus_alpha=(0.2, 0.6), p_veil=0.6, veil=(0.03, 0.35), p_heavy=0.3,
-        heavy_haze=HazeParams(beta=(0.3, 1.5), p_nonhomogeneous=0.2),
+        heavy_haze=HazeParams(beta=(0.3, 1.5), p_nonhomogeneous=0.2), camera=CameraParams(),
     )
 
 

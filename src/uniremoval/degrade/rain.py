@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage, signal
 
 from ._common import Range, as_float_image, pick, pick_int, pick_log, r
+from .camera import CameraParams, camera_finish
 from .haze import HazeParams, add_haze
 from .streaks import garg_streaks
 
@@ -79,6 +80,9 @@ class RainParams:
     """Magnification of the third-party layer (log-uniform; like length, not tied to strength)."""
     garg_gain: Range = (0.8, 2.5)
     """Brightness gain of the third-party layer (its streaks peak near 0.5-0.9)."""
+    camera: CameraParams | None = None
+    """When set, the rainy scene is recorded by a camera: noise, gamma, JPEG after the rain
+    (`camera.camera_finish`); None (r6) keeps the noise-free float image."""
 
 
 def streak_kernel(length: float, angle_deg: float, width: float) -> np.ndarray:
@@ -239,4 +243,6 @@ def add_rain(
         record["heavy_haze"] = haze_rec
     else:
         record["heavy_haze"] = None
+    if p.camera is not None:
+        out, record["camera"] = camera_finish(out, rng, p.camera)
     return np.clip(out, 0.0, 1.0).astype(np.float32), record

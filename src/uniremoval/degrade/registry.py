@@ -117,22 +117,34 @@ class Registry:
         new._kinds = copy.deepcopy(self._kinds)
         return new
 
+    def _has_camera(self, name: str) -> bool:
+        kind = self.get(name)
+        if kind.is_compound:
+            return any(self._has_camera(p.kind) for p in kind.parts)
+        return getattr(kind.params, "camera", None) is not None
+
     def _apply(
-        self, image: np.ndarray, name: str, rng: np.random.Generator, strength: float | None
+        self, image: np.ndarray, name: str, rng: np.random.Generator, strength: float | None, camera: bool = True
     ) -> tuple[np.ndarray, dict[str, Any]]:
         kind = self.get(name)
         if not kind.is_compound:
             assert kind.fn is not None
-            return kind.fn(image, rng, kind.params, strength)
+            params = kind.params
+            if not camera and getattr(params, "camera", None) is not None:
+                params = dataclasses.replace(params, camera=None)
+            return kind.fn(image, rng, params, strength)
         draws = [bool(rng.random() < p.p) for p in kind.parts]
         if not any(draws):
             draws[max(range(len(kind.parts)), key=lambda i: kind.parts[i].p)] = True
+        used = [part for part, use in zip(kind.parts, draws) if use]
+        # A photo is recorded once: only the last part with a camera stage keeps it (rain
+        # then blur: the shake blurs the streaks in linear light, then noise and JPEG).
+        last = max((i for i, part in enumerate(used) if self._has_camera(part.kind)), default=-1)
         out = image
         records = []
-        for part, use in zip(kind.parts, draws):
-            if use:
-                out, rec = self._apply(out, part.kind, rng, strength)
-                records.append({"kind": part.kind, "params": rec})
+        for i, part in enumerate(used):
+            out, rec = self._apply(out, part.kind, rng, strength, camera and i == last)
+            records.append({"kind": part.kind, "params": rec})
         return out, {"parts": records}
 
     def synthesize(
