@@ -45,11 +45,11 @@ def band(luma: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(luma, 1.0) - ndimage.gaussian_filter(luma, 8.0)
 
 
-def regions(luma: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """(flat, detailed) boolean masks of an input's luminance (module docstring)."""
+def regions(luma: np.ndarray, banded: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(flat, detailed) boolean masks of an input's luminance, given its `band` (module docstring)."""
     g = ndimage.gaussian_filter(luma, 4.0)
     grad = ndimage.gaussian_filter(np.hypot(ndimage.sobel(g, 0), ndimage.sobel(g, 1)) / 8.0, 4.0)
-    energy = np.sqrt(ndimage.gaussian_filter(band(luma) ** 2, 8.0))
+    energy = np.sqrt(ndimage.gaussian_filter(banded ** 2, 8.0))
     flat = (grad <= threshold) & (energy <= 0.01)
     flat = ndimage.binary_erosion(flat, iterations=8)  # away from edges: their halos are not blotches
     return flat, grad >= float(np.median(grad))
@@ -59,10 +59,11 @@ def amplification(x: np.ndarray, y: np.ndarray, threshold: float = 0.002) -> dic
     """Band-pass std of ``y`` over that of ``x`` in x's flat and detailed regions (None when
     the photo has under 2 % flat area)."""
     lx, ly = x @ LUMA, y @ LUMA
-    flat, detail = regions(lx, threshold)
+    bx = band(lx)
+    flat, detail = regions(lx, bx, threshold)
     if flat.mean() < 0.02:
         return None
-    bx, by = band(lx), band(ly)
+    by = band(ly)
     eps = 1e-4
     return {"flat_area": float(flat.mean()),
             "flat": float((by[flat].std() + eps) / (bx[flat].std() + eps)),
