@@ -33,11 +33,12 @@ from uniremoval.modelfile import ModelError
 KINDS = ("haze", "rain", "blur")
 
 
-def make_pairs(val_dir: Path, count: int, crop: int, seed: int, registry: Registry | None) -> dict[str, list[dict]]:
+def make_pairs(val_dir: Path, count: int, crop: int, seed: int, registry: Registry | None,
+               kinds: tuple[str, ...] = KINDS) -> dict[str, list[dict]]:
     """``count`` pairs per kind exactly as benchmarks/synthetic_eval.py makes them (its
-    ``make_items``), as float HxWx3 arrays."""
+    ``make_items``), as float HxWx3 arrays; a kind's pairs do not depend on the other kinds."""
     sets = {}
-    for k in KINDS:
+    for k in kinds:
         ds = SyntheticPairs(val_dir, kinds=[k], crop=crop, seed=seed, hflip=False, length=count, registry=registry)
         sets[k] = [{"input": ds[i]["input"].permute(1, 2, 0).numpy(), "target": ds[i]["target"].permute(1, 2, 0).numpy()}
                    for i in range(count)]
@@ -71,13 +72,14 @@ def write_factor(sets: dict[str, list[dict]], factor: int, method: str, dest: Pa
 def markdown(result: dict) -> str:
     """One table: rows = methods, columns = kind x factor (mean PSNR, dB)."""
     factors = result["factors"]
-    head = [f"{k} x{f}" for k in KINDS for f in factors]
+    kinds = result.get("kinds", KINDS)
+    head = [f"{k} x{f}" for k in kinds for f in factors]
     lines = [f"# Scale evaluation ({result['count_per_kind']} pairs per kind, crop {result['crop']}, seed {result['seed']}, "
              f"{result['filter']} upsampling, registry {result['registry']})\n",
              "Mean PSNR (dB) of degraded/clean pairs both upsampled by the factor.\n",
              "| method | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
     for m, by in result["psnr"].items():
-        lines.append(f"| {m} | " + " | ".join(f"{by[k][str(f)]:.2f}" for k in KINDS for f in factors) + " |")
+        lines.append(f"| {m} | " + " | ".join(f"{by[k][str(f)]:.2f}" for k in kinds for f in factors) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -85,6 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--val-dir", type=Path, required=True)
     ap.add_argument("--model", action="append", default=[], help="model name/path, or LABEL=PATH (repeat)")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of haze,rain,blur")
     ap.add_argument("--count", type=int, default=48)
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--seed", type=int, default=2024)
@@ -100,10 +103,13 @@ def main() -> None:
     factors = [int(f) for f in a.factors.split(",") if f]
     if not factors or min(factors) < 1:
         raise ValueError(f"--factors {a.factors!r}: positive whole numbers")
+    kinds = tuple(k.strip() for k in a.kinds.split(",") if k.strip())
+    if not kinds or any(k not in KINDS for k in kinds):
+        raise ValueError(f"--kinds {a.kinds!r}: give a comma-separated subset of {','.join(KINDS)}")
     models = [tuple(m.split("=", 1)) if "=" in m else (m, m) for m in (a.model or ["default"])]
     registry = Registry.preset(a.preset) if a.preset else None
     t0 = time.time()
-    sets = make_pairs(a.val_dir.expanduser(), a.count, a.crop, a.seed, registry)
+    sets = make_pairs(a.val_dir.expanduser(), a.count, a.crop, a.seed, registry, kinds)
     inp = load_method("identity")
     inp.name = "input"
     methods = [inp]
@@ -121,12 +127,12 @@ def main() -> None:
             by: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
             for r in res.rows:
                 by[r["method"]][r["kind"]].append(float(r["psnr"]))
-            for m, kinds in by.items():
-                for k, v in kinds.items():
+            for m, per_kind in by.items():
+                for k, v in per_kind.items():
                     psnr[m][k][str(f)] = float(np.mean(v))
             print(f"x{f}: done ({time.time() - t0:.0f} s)", file=sys.stderr)
     result = {"what": "mean PSNR per kind of synthetic_eval's pairs, degraded and clean both upsampled by each factor",
-              "val_dir": str(a.val_dir), "count_per_kind": a.count, "crop": a.crop, "seed": a.seed, "factors": factors,
+              "val_dir": str(a.val_dir), "kinds": list(kinds), "count_per_kind": a.count, "crop": a.crop, "seed": a.seed, "factors": factors,
               "filter": a.filter, "registry": a.preset or "default", "models": dict(models),
               "seconds": round(time.time() - t0, 1), "psnr": psnr}
     a.out.mkdir(parents=True, exist_ok=True)

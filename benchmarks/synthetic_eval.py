@@ -34,20 +34,22 @@ from uniremoval.stages.transfer import parse_teachers
 KINDS = ("haze", "rain", "blur")
 
 
-def make_items(val_dir: Path, count: int, crop: int, seed: int, dest: Path, preset: str = "r6") -> tuple[list[Item], dict[str, str]]:
+def make_items(val_dir: Path, count: int, crop: int, seed: int, dest: Path, preset: str = "r6",
+               kinds: tuple[str, ...] = KINDS) -> tuple[list[Item], dict[str, str]]:
     """``count`` pairs per kind (each a seeded photo, crop and degradation), as PNGs; and the
     clean photo of every pair. ``preset`` names the synthesis ranges: ``r6`` (the default)
-    keeps the pairs release 6 was measured on, whatever the current default synthesis is."""
+    keeps the pairs release 6 was measured on, whatever the current default synthesis is.
+    Each kind's pairs depend only on the seed, so a subset of ``kinds`` gives the same pairs."""
     from uniremoval.degrade import Registry
 
     registry = Registry.preset(preset)
     sets = {}
-    for k in KINDS:
+    for k in kinds:
         ds = SyntheticPairs(val_dir, kinds=[k], crop=crop, seed=seed, hflip=False, length=count, registry=registry)
         sets[k] = [ds[i] for i in range(count)]
     items = write_pairs(sets, dest)
     # write_pairs keeps the sets' order; SyntheticPairs names an item PHOTO_INDEX.
-    pairs = [p for k in KINDS for p in sets[k]]
+    pairs = [p for k in kinds for p in sets[k]]
     return items, {it.name: p["name"].rsplit("_", 1)[0] for it, p in zip(items, pairs)}
 
 
@@ -70,6 +72,7 @@ def main() -> None:
     ap.add_argument("--baseline", default=None, help="LABEL of a --model row the other models are compared to (e.g. the previous release)")
     ap.add_argument("--preset", default="r6", help="synthesis ranges of the pairs (r6: the fixed pairs release 6 was measured on; r7: the current default)")
     ap.add_argument("--model", action="append", default=[], help="model name/path, or LABEL=PATH (repeat)")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of haze,rain,blur (e.g. a teacher's own kind)")
     ap.add_argument("--count", type=int, default=48)
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--seed", type=int, default=2024)
@@ -79,8 +82,11 @@ def main() -> None:
     a = ap.parse_args()
     # LABEL=PATH names a row; a bare name/path is its own label.
     models = [m.split("=", 1) if "=" in m else [m, m] for m in (a.model or ["default"])]
+    kinds = tuple(k.strip() for k in a.kinds.split(",") if k.strip())
+    if not kinds or any(k not in KINDS for k in kinds):
+        raise ValueError(f"--kinds {a.kinds!r}: give a comma-separated subset of {','.join(KINDS)}")
     teachers = parse_teachers(a.teachers) if a.teachers else {}
-    missing = [k for k in KINDS if k not in teachers]
+    missing = [k for k in kinds if k not in teachers]
     if teachers and missing:
         raise ValueError(f"--teachers: no teacher for {', '.join(missing)} (give haze=PATH,rain=PATH,blur=PATH)")
     if not a.val_dir.expanduser().is_dir():
@@ -88,7 +94,7 @@ def main() -> None:
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        items, photo = make_items(a.val_dir.expanduser(), a.count, a.crop, a.seed, root / "pairs", a.preset)
+        items, photo = make_items(a.val_dir.expanduser(), a.count, a.crop, a.seed, root / "pairs", a.preset, kinds)
         inp = load_method("identity")
         inp.name = "input"
         methods = [inp, load_method("dcp")]
@@ -109,18 +115,18 @@ def main() -> None:
     rng = np.random.default_rng(0)
     out: dict = {
         "what": "PSNR (dB) and SSIM (RGB) per kind on synthetic pairs from --val-dir; 95 % intervals of paired mean differences (bootstrap over photos)",
-        "val_dir": str(a.val_dir), "count_per_kind": a.count, "photos": len(set(photo.values())), "crop": a.crop, "seed": a.seed, "preset": a.preset, "bootstrap": a.boot,
+        "val_dir": str(a.val_dir), "kinds": list(kinds), "count_per_kind": a.count, "photos": len(set(photo.values())), "crop": a.crop, "seed": a.seed, "preset": a.preset, "bootstrap": a.boot,
         "teachers": {k: read_config(p)[0].sha256 for k, p in teachers.items()},
         "models": {label: {"path": spec, "sha256": read_config(spec)[0].sha256} for label, spec in models},
         "machine": platform.platform(), "seconds": round(time.time() - t0, 1),
-        "means": {m: {k: float(np.mean(list(v.values()))) for k, v in kinds.items()} for m, kinds in psnr.items()},
-        "ssim_means": {m: {k: float(np.mean(list(v.values()))) for k, v in kinds.items()} for m, kinds in ssim.items()},
+        "means": {m: {k: float(np.mean(list(v.values()))) for k, v in by.items()} for m, by in psnr.items()},
+        "ssim_means": {m: {k: float(np.mean(list(v.values()))) for k, v in by.items()} for m, by in ssim.items()},
         "differences": {},
         "ssim_differences": {},
     }
     for n in names:
         d: dict = {}
-        for k in KINDS:
+        for k in kinds:
             imgs = sorted(psnr[n][k])
             refs = (["teachers"] if teachers else []) + (["dcp"] if k == "haze" else []) + ([a.baseline] if a.baseline and a.baseline != n else [])
             for ref in refs or ["input"]:
@@ -135,12 +141,12 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"synthetic_eval_{a.tag}.json").write_text(json.dumps(out, indent=1))
     lines = [f"# Synthetic evaluation ({a.count} pairs per kind, crop {a.crop}, seed {a.seed}, preset {a.preset}, `{a.val_dir}`)\n",
-             "| method | " + " | ".join(KINDS) + " |", "|---|" + "---|" * len(KINDS)]
-    for m, kinds in out["means"].items():
-        lines.append(f"| {m} | " + " | ".join(f"{kinds.get(k, float('nan')):.2f}" for k in KINDS) + " |")
-    lines += ["", "| method | " + " | ".join(f"SSIM {k}" for k in KINDS) + " |", "|---|" + "---|" * len(KINDS)]
-    for m, kinds in out["ssim_means"].items():
-        lines.append(f"| {m} | " + " | ".join(f"{kinds.get(k, float('nan')):.4f}" for k in KINDS) + " |")
+             "| method | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+    for m, by in out["means"].items():
+        lines.append(f"| {m} | " + " | ".join(f"{by.get(k, float('nan')):.2f}" for k in kinds) + " |")
+    lines += ["", "| method | " + " | ".join(f"SSIM {k}" for k in kinds) + " |", "|---|" + "---|" * len(kinds)]
+    for m, by in out["ssim_means"].items():
+        lines.append(f"| {m} | " + " | ".join(f"{by.get(k, float('nan')):.4f}" for k in kinds) + " |")
     lines += ["", "| model | difference | mean dB | 95 % interval | better on |", "|---|---|---|---|---|"]
     for n, d in out["differences"].items():
         for key, v in d.items():

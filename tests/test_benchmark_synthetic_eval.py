@@ -73,3 +73,25 @@ def test_synthetic_eval_without_teachers_compares_to_a_baseline_on_fixed_r6_pair
         assert set(out["ssim_differences"]) == {"new"} and set(out["ssim_differences"]["new"]) == {"haze-old", "rain-old", "blur-old"}
         means[preset] = out["means"]["input"]
     assert means["r6"] != means["r7"]
+
+
+def test_synthetic_eval_kinds_subset_scores_the_same_pairs(tmp_path: Path, random_model: Path) -> None:
+    """A teacher is scored on its own kind alone (--kinds rain), on exactly the pairs the full
+    evaluation gives that kind; an unknown kind is a one-line error."""
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).save(clean / f"p{i}.png")
+    base = [sys.executable, str(ROOT / "benchmarks" / "synthetic_eval.py"), "--val-dir", str(clean),
+            "--model", f"m={random_model}", "--count", "3", "--crop", "32", "--boot", "20", "--out", str(tmp_path / "out")]
+    outs = {}
+    for tag, extra in (("all", []), ("rain", ["--kinds", "rain"])):
+        r = subprocess.run(base + ["--tag", tag] + extra, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        outs[tag] = json.loads((tmp_path / "out" / f"synthetic_eval_{tag}.json").read_text())
+    assert outs["rain"]["kinds"] == ["rain"] and set(outs["rain"]["means"]["m"]) == {"rain"}
+    assert outs["rain"]["means"]["m"]["rain"] == outs["all"]["means"]["m"]["rain"]
+    assert set(outs["rain"]["differences"]["m"]) == {"rain-input"}
+    r = subprocess.run(base + ["--kinds", "snow"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "--kinds 'snow'" in r.stderr

@@ -62,6 +62,12 @@ def test_scale_eval_factors(tmp_path: Path, identity_model: Path) -> None:
     for k in ("haze", "rain", "blur"):
         assert out["psnr"]["same"][k] == out["psnr"]["input"][k] and set(out["psnr"]["same"][k]) == {"1", "2"}
     assert "| same |" in (tmp_path / "o" / "scale_eval_t.md").read_text()
+    r = _run("scale_eval.py", "--val-dir", tmp_path / "clean", "--model", f"same={identity_model}", "--count", "2",
+             "--crop", "16", "--factors", "1,2", "--filter", "bicubic", "--kinds", "rain", "--tag", "r", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rain = json.loads((tmp_path / "o" / "scale_eval_r.json").read_text())
+    assert rain["kinds"] == ["rain"] and rain["psnr"]["input"] == {"rain": out["psnr"]["input"]["rain"]}
+    assert "rain x2" in (tmp_path / "o" / "scale_eval_r.md").read_text()
 
 
 def test_real_panel_held_out_photos(tmp_path: Path, identity_model: Path) -> None:

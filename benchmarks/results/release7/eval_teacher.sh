@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Score a teacher of teachers.sh on its own kind against release 6 and an all-in-one student:
+# the own evaluation (release 6's fixed r6 pairs, 48, bootstrap intervals against release 6; and
+# 24 r7 pairs), external_val (rain_fu for rain, haze_sots_indoor for haze; validation only), the
+# scale evaluation (x1/x2/x4, 8 pairs) and the held-out real photos of that kind (NIQE/BRISQUE/PIQE).
+# Usage: eval_teacher.sh KIND [LABEL=MODEL.json ...]   (extra rows, e.g. the all-in-one student)
+# Outputs in ./eval (named teacher_KIND*).
+set -euo pipefail
+cd "$(dirname "$0")"
+OUT=${OUT:-$HOME/.cache/uniremoval/release7}
+M=$(cd ../../.. && pwd); PY=$M/.venv/bin/python; U=$M/.venv/bin/uniremoval; D=${DATA:-$M/../shared/data}
+kind=${1:?usage: eval_teacher.sh KIND [LABEL=MODEL.json ...]}; shift
+case $kind in haze) ext=haze_sots_indoor; real=hazy ;; rain) ext=rain_fu; real=rain ;; blur) ext=""; real=blur ;;
+  *) echo "unknown kind $kind" >&2; exit 2 ;; esac
+mkdir -p "$OUT/models" eval
+# A copy named after the teacher, so every report labels it apart (a model is labelled by its file name).
+$PY -c "import json,shutil,sys; k,o=sys.argv[1:]; src=f'{o}/teacher_{k}/teacher-{k}/export/teacher-{k}'; d=json.load(open(src+'.json')); d['weights']=f'teacher_{k}.safetensors'; json.dump(d, open(f'{o}/models/teacher_{k}.json','w'), indent=1, sort_keys=True); shutil.copy(src+'.safetensors', f'{o}/models/teacher_{k}.safetensors')" "$kind" "$OUT"
+T=$OUT/models/teacher_$kind.json
+models=(--model r6=default --model "teacher_$kind=$T"); paths=("$T")
+for extra in "$@"; do models+=(--model "$extra"); paths+=("${extra#*=}"); done
+$PY $M/benchmarks/synthetic_eval.py --val-dir $D/clean/val --kinds $kind "${models[@]}" --baseline r6 --out eval --tag teacher_${kind}_r6 2>/dev/null | tail -12
+$PY $M/benchmarks/synthetic_eval.py --val-dir $D/clean/val --kinds $kind "${models[@]}" --baseline r6 --preset r7 --count 24 --out eval --tag teacher_${kind}_r7 2>/dev/null | tail -12
+[ -z "$ext" ] || $PY $M/benchmarks/external_val.py --data $D/external_val --sets $ext "${models[@]}" --out eval --tag teacher_$kind 2>/dev/null | tail -12
+$PY $M/benchmarks/scale_eval.py --val-dir $D/clean/val --kinds $kind "${models[@]}" --count 8 --out eval --tag teacher_$kind 2>/dev/null | tail -8
+[ -d /tmp/realsplit ] || $U train adapt-split $D/real -o /tmp/realsplit
+rm -rf /tmp/real_$kind && mkdir -p /tmp/real_$kind && ln -s /tmp/realsplit/heldout/$real /tmp/real_$kind/$real
+$U eval --model identity --model default "${paths[@]/#/--model=}" --real /tmp/real_$kind -o eval/real_teacher_$kind 2>&1 | tail -12
+sha256sum $OUT/models/teacher_$kind.safetensors | tee eval/teacher_$kind.sha256
