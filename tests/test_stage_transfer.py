@@ -287,6 +287,14 @@ def test_cli_transfer_on_synthetic_pairs_of_every_kind(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     exported = tmp_path / "runs" / "tiny-transfer" / "export" / "tiny-transfer.json"
     assert load_model(exported).config.kinds == ["haze", "rain", "blur"]
+    # `train export` of the run's last checkpoint (step 4, EMA) is the student it exported.
+    again = tmp_path / "again.json"
+    r = CliRunner().invoke(app, ["train", "export", str(tmp_path / "runs" / "tiny-transfer"), "-o", str(again)])
+    assert r.exit_code == 0, r.output
+    a, b = load_model(exported), load_model(again)
+    assert b.config.kinds == a.config.kinds and b.config.arch == a.config.arch
+    sa, sb = a.net.state_dict(), b.net.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     r = CliRunner().invoke(app, ["train", "transfer", "--teachers", "haze", "--config", str(TINY)])
     assert r.exit_code == 2 and "kind=PATH" in r.output
 

@@ -14,7 +14,10 @@ case $kind in haze) ext=haze_sots_indoor; real=hazy ;; rain) ext=rain_fu; real=r
   *) echo "unknown kind $kind" >&2; exit 2 ;; esac
 mkdir -p "$OUT/models" eval
 # A copy named after the teacher, so every report labels it apart (a model is labelled by its file name).
+# (A teacher brought back from gpu_teachers.sh is already there: then it is scored as it is.)
+if [ -f "$OUT/teacher_$kind/teacher-$kind/export/teacher-$kind.json" ] || [ ! -f "$OUT/models/teacher_$kind.json" ]; then
 $PY -c "import json,shutil,sys; k,o=sys.argv[1:]; src=f'{o}/teacher_{k}/teacher-{k}/export/teacher-{k}'; d=json.load(open(src+'.json')); d['weights']=f'teacher_{k}.safetensors'; json.dump(d, open(f'{o}/models/teacher_{k}.json','w'), indent=1, sort_keys=True); shutil.copy(src+'.safetensors', f'{o}/models/teacher_{k}.safetensors')" "$kind" "$OUT"
+fi
 T=$OUT/models/teacher_$kind.json
 models=(--model r6=default --model "teacher_$kind=$T"); paths=("$T")
 for extra in "$@"; do models+=(--model "$extra"); paths+=("${extra#*=}"); done

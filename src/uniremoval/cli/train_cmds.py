@@ -139,17 +139,25 @@ def export(
     raw: bool = typer.Option(False, "--raw", help="Export the raw weights instead of the EMA."),
     half: bool = typer.Option(False, "--half", help="Store fp16 weights."),
 ) -> None:
-    """Export a checkpoint of a teacher run (e.g. an unfinished one) as a model file."""
+    """Export a checkpoint of a teacher or stage-1 (transfer) run, e.g. an unfinished one, as a
+    model file (a stage-1 run exports its student)."""
+    import yaml
+
     from ..modelfile import save_model
     from ..nets import build
     from ..stages.teacher import load_teacher_config
+    from ..stages.transfer import load_transfer_config
     from ..train import checkpoint as ckpt
     from ..train.config import ConfigError
     from ..train.trainer import git_commit
 
+    config = run_dir / "config.yaml"
     try:
-        cfg = load_teacher_config(run_dir / "config.yaml")
-    except ConfigError as e:
+        top = yaml.safe_load(config.read_text()) if config.is_file() else None
+        # A stage-1 config names its teachers or kinds; a teacher's names its one kind.
+        transfer = isinstance(top, dict) and ("teachers" in top or "kinds" in top)
+        cfg = load_transfer_config(config) if transfer else load_teacher_config(config)
+    except (ConfigError, yaml.YAMLError) as e:
         raise _fail(str(e), 2)
     path = run_dir / "ckpt" / ("best.pt" if best else "last.pt")
     if not path.is_file() and best and (run_dir / "ckpt" / "last.pt").is_file():
@@ -158,17 +166,24 @@ def export(
     if not path.is_file():
         raise _fail(f"{path}: no such checkpoint")
     state = ckpt.load(path)
+    name = "model" if transfer else "net"
     if best:
-        weights = state["modules"]["net"] if raw or "net" not in state["ema"] else state["ema"]["net"]
+        weights = state["modules"][name] if raw or name not in state["ema"] else state["ema"][name]
     else:
-        comp = state["components"]["net"]
+        comp = state["components"][name]
         weights = comp["module"] if raw or comp["ema"] is None else comp["ema"]["module"]
+    if transfer:
+        # The trained module is the student plus its feature projectors; only the student runs.
+        weights = {k[len("student."):]: v for k, v in weights.items() if k.startswith("student.")}
     net = build(cfg.model.arch, **cfg.model.args)
     net.load_state_dict(weights)
     step = int(state["step"])
     dest = output or run_dir / "export" / f"{cfg.run.name}-{step}{'-best' if best else ''}.json"
     prov = {"stage_config": state.get("config"), "steps": step, "checkpoint": str(path), "weights": "raw" if raw else "ema", "git_commit": git_commit()}
-    written = save_model(net, dest, cfg.model.arch, cfg.model.args, [cfg.kind], prov, half=half)
+    if transfer:
+        prov["stage"] = "transfer"
+    kinds = cfg.all_kinds() if transfer else [cfg.kind]  # type: ignore[union-attr]
+    written = save_model(net, dest, cfg.model.arch, cfg.model.args, kinds, prov, half=half)
     out.print(str(written))
 
 
