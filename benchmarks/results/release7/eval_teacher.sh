@@ -2,7 +2,8 @@
 # Score a teacher of teachers.sh on its own kind against release 6 and an all-in-one student:
 # the own evaluation (release 6's fixed r6 pairs, 48, bootstrap intervals against release 6; and
 # 24 r7 pairs), external_val (rain_fu for rain, haze_sots_indoor for haze; validation only), the
-# scale evaluation (x1/x2/x4, 8 pairs) and the held-out real photos of that kind (NIQE/BRISQUE/PIQE).
+# scale evaluation (x1/x2/x4, 8 pairs), the held-out real photos of that kind (NIQE/BRISQUE/PIQE)
+# and the clean validation photos returned (PSNR against themselves).
 # Usage: eval_teacher.sh KIND [LABEL=MODEL.json ...]   (extra rows, e.g. the all-in-one student)
 # Outputs in ./eval (named teacher_KIND*).
 set -euo pipefail
@@ -28,4 +29,12 @@ $PY $M/benchmarks/scale_eval.py --val-dir $D/clean/val --kinds $kind "${models[@
 [ -d /tmp/realsplit ] || $U train adapt-split $D/real -o /tmp/realsplit
 rm -rf /tmp/real_$kind && mkdir -p /tmp/real_$kind && ln -s /tmp/realsplit/heldout/$real /tmp/real_$kind/$real
 $U eval --model identity --model default "${paths[@]/#/--model=}" --real /tmp/real_$kind -o eval/real_teacher_$kind 2>&1 | tail -12
+# A clean photo must come back nearly unchanged: the clean validation photos as their own targets.
+rm -rf /tmp/cleanpairs && mkdir -p /tmp/cleanpairs/input /tmp/cleanpairs/target
+for f in $D/clean/val/*; do ln -s "$f" /tmp/cleanpairs/input/; ln -s "$f" /tmp/cleanpairs/target/; done
+$U eval --model identity --model default "${paths[@]/#/--model=}" --paired /tmp/cleanpairs -o eval/clean_teacher_$kind 2>&1 | tail -6
+# The grids show ../shared photos, which never go into git: they are kept beside the teachers.
+mkdir -p $OUT/panels
+mv eval/real_teacher_$kind/real_grid.png $OUT/panels/real_teacher_$kind.png
+mv eval/clean_teacher_$kind/paired_grid.png $OUT/panels/clean_teacher_$kind.png
 sha256sum $OUT/models/teacher_$kind.safetensors | tee eval/teacher_$kind.sha256
