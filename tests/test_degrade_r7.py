@@ -238,3 +238,30 @@ def test_r7_draws_stay_in_their_ranges() -> None:
             assert bl.defocus_radius[0] <= b["radius"] <= bl.defocus_radius[1]
         else:
             assert bl.gaussian_sigma[0] <= b["sigma"] <= bl.gaussian_sigma[1]
+
+
+def test_r6_streak_share_draws_release_6_streaks_and_keeps_the_rest() -> None:
+    """``p_r6_streaks``: that share of samples gets release 6's streak ranges (procedural, no
+    Garg layer, no defocused layer) with r7's veil and camera; 0 changes nothing."""
+    img = _image(64, 64)
+    r7 = r7_rain()
+    assert r7.p_r6_streaks == 0.0  # opt-in: the r7 preset's pairs stay as they were
+    always = RainParams(**{**r7.__dict__, "p_r6_streaks": 1.0, "p_veil": 1.0, "streak_dir": "/nonexistent"})
+    base = RainParams()
+    for seed in range(6):
+        out, rec = add_rain(img, np.random.default_rng(seed), always)
+        again, _ = add_rain(img, np.random.default_rng(seed), always)
+        assert out.tobytes() == again.tobytes()
+        assert rec["r6_streaks"] is True and "garg" not in rec and "defocus" not in rec
+        lay = rec["layers"][0]
+        assert base.length[0] <= lay["length"] <= base.length[1] and lay["width"] <= base.width[1]
+        assert r7.veil[0] <= rec["veil"] <= r7.veil[1] and "camera" in rec  # r7's, not r6's
+    never = RainParams(**{**r7.__dict__, "p_r6_streaks": 0.0})
+    a, rec = add_rain(img, np.random.default_rng(3), never)
+    b, _ = add_rain(img, np.random.default_rng(3), r7)
+    assert a.tobytes() == b.tobytes() and "r6_streaks" not in rec
+    half = RainParams(**{**r7.__dict__, "p_r6_streaks": 0.5, "streak_dir": None})
+    drawn = [add_rain(_image(16, 16), np.random.default_rng(s), half)[1]["r6_streaks"] for s in range(40)]
+    assert 8 <= sum(drawn) <= 32
+    reg = Registry.from_config({"preset": "r7", "kinds": {"rain": {"p_r6_streaks": 0.5}}})
+    assert reg.get("rain").params.p_r6_streaks == 0.5

@@ -13,7 +13,7 @@ I = (1 - v) I + v A; and heavy rain adds haze on top (Li et al., CVPR 2019).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage, signal
@@ -83,6 +83,19 @@ class RainParams:
     camera: CameraParams | None = None
     """When set, the rainy scene is recorded by a camera: noise, gamma, JPEG after the rain
     (`camera.camera_finish`); None (r6) keeps the noise-free float image."""
+    p_r6_streaks: float = 0.0
+    """Probability that a sample's streaks are drawn with release 6's ranges (`R6_STREAK_FIELDS`
+    at their defaults: short, thin, dense, procedural) while veil, heavy rain and camera stay as
+    set. r7 spreads streaks over every scale, so few are the size of the public synthetic sets'
+    (Fu et al.'s 512 px pairs: ~14 px streak autocorrelation length, as release 6's pairs); 0
+    draws nothing, so existing presets are unchanged."""
+
+
+#: The fields that decide streak geometry and source; `p_r6_streaks` resets them to defaults.
+R6_STREAK_FIELDS: tuple[str, ...] = (
+    "layers", "angle", "length", "log_length", "length_follows_strength", "width", "width_ratio",
+    "coverage", "density", "brightness", "ambient_gain", "p_defocus", "streak_dir",
+)
 
 
 def streak_kernel(length: float, angle_deg: float, width: float) -> np.ndarray:
@@ -207,8 +220,13 @@ def add_rain(
     p = params or RainParams()
     img = as_float_image(image)
     h, w = img.shape[:2]
-    d = _draw_main(p, rng, strength)
     record: dict[str, object] = {}
+    if p.p_r6_streaks > 0:
+        record["r6_streaks"] = bool(rng.random() < p.p_r6_streaks)
+        if record["r6_streaks"]:
+            base = RainParams()
+            p = replace(p, **{k: getattr(base, k) for k in R6_STREAK_FIELDS})
+    d = _draw_main(p, rng, strength)
     if p.streak_dir and rng.random() < p.p_garg:
         streaks, record["garg"] = garg_streaks(
             h, w, rng, p.streak_dir, pick_log(rng, p.garg_scale), d["angle"], pick(rng, p.garg_gain, strength))
