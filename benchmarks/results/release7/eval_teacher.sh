@@ -5,7 +5,7 @@
 # scale evaluation (x1/x2/x4, 8 pairs), the held-out real photos of that kind (NIQE/BRISQUE/PIQE)
 # and the clean validation photos returned (PSNR against themselves).
 # Usage: eval_teacher.sh KIND [LABEL=MODEL.json ...]   (extra rows, e.g. the all-in-one student)
-# Outputs in ./eval (named teacher_KIND*).
+# Outputs in ./eval (named teacher_KIND*). env VARIANT: score teachers.sh's arm of that name.
 set -euo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$HOME/.cache/uniremoval/release7}
@@ -13,28 +13,29 @@ M=$(cd ../../.. && pwd); PY=$M/.venv/bin/python; U=$M/.venv/bin/uniremoval; D=${
 kind=${1:?usage: eval_teacher.sh KIND [LABEL=MODEL.json ...]}; shift
 case $kind in haze) ext=haze_sots_indoor; real=hazy ;; rain) ext=rain_fu; real=rain ;; blur) ext=""; real=blur ;;
   *) echo "unknown kind $kind" >&2; exit 2 ;; esac
+n=teacher_$kind${VARIANT:+_$VARIANT}; rn=teacher-$kind${VARIANT:+-$VARIANT}
 mkdir -p "$OUT/models" eval
 # A copy named after the teacher, so every report labels it apart (a model is labelled by its file name).
 # (A teacher brought back from gpu_teachers.sh is already there: then it is scored as it is.)
-if [ -f "$OUT/teacher_$kind/teacher-$kind/export/teacher-$kind.json" ] || [ ! -f "$OUT/models/teacher_$kind.json" ]; then
-$PY -c "import json,shutil,sys; k,o=sys.argv[1:]; src=f'{o}/teacher_{k}/teacher-{k}/export/teacher-{k}'; d=json.load(open(src+'.json')); d['weights']=f'teacher_{k}.safetensors'; json.dump(d, open(f'{o}/models/teacher_{k}.json','w'), indent=1, sort_keys=True); shutil.copy(src+'.safetensors', f'{o}/models/teacher_{k}.safetensors')" "$kind" "$OUT"
+if [ -f "$OUT/$n/$rn/export/$rn.json" ] || [ ! -f "$OUT/models/$n.json" ]; then
+$PY -c "import json,shutil,sys; n,rn,o=sys.argv[1:]; src=f'{o}/{n}/{rn}/export/{rn}'; d=json.load(open(src+'.json')); d['weights']=f'{n}.safetensors'; json.dump(d, open(f'{o}/models/{n}.json','w'), indent=1, sort_keys=True); shutil.copy(src+'.safetensors', f'{o}/models/{n}.safetensors')" "$n" "$rn" "$OUT"
 fi
-T=$OUT/models/teacher_$kind.json
-models=(--model r6=default --model "teacher_$kind=$T"); paths=("$T")
+T=$OUT/models/$n.json
+models=(--model r6=default --model "$n=$T"); paths=("$T")
 for extra in "$@"; do models+=(--model "$extra"); paths+=("${extra#*=}"); done
-$PY $M/benchmarks/synthetic_eval.py --val-dir $D/clean/val --kinds $kind "${models[@]}" --baseline r6 --out eval --tag teacher_${kind}_r6 2>/dev/null | tail -12
-$PY $M/benchmarks/synthetic_eval.py --val-dir $D/clean/val --kinds $kind "${models[@]}" --baseline r6 --preset r7 --count 24 --out eval --tag teacher_${kind}_r7 2>/dev/null | tail -12
-[ -z "$ext" ] || $PY $M/benchmarks/external_val.py --data $D/external_val --sets $ext "${models[@]}" --out eval --tag teacher_$kind 2>/dev/null | tail -12
-$PY $M/benchmarks/scale_eval.py --val-dir $D/clean/val --kinds $kind "${models[@]}" --count 8 --out eval --tag teacher_$kind 2>/dev/null | tail -8
+$PY $M/benchmarks/synthetic_eval.py --val-dir $D/clean/val --kinds $kind "${models[@]}" --baseline r6 --out eval --tag ${n}_r6 2>/dev/null | tail -12
+$PY $M/benchmarks/synthetic_eval.py --val-dir $D/clean/val --kinds $kind "${models[@]}" --baseline r6 --preset r7 --count 24 --out eval --tag ${n}_r7 2>/dev/null | tail -12
+[ -z "$ext" ] || $PY $M/benchmarks/external_val.py --data $D/external_val --sets $ext "${models[@]}" --out eval --tag $n 2>/dev/null | tail -12
+$PY $M/benchmarks/scale_eval.py --val-dir $D/clean/val --kinds $kind "${models[@]}" --count 8 --out eval --tag $n 2>/dev/null | tail -8
 [ -d /tmp/realsplit ] || $U train adapt-split $D/real -o /tmp/realsplit
 rm -rf /tmp/real_$kind && mkdir -p /tmp/real_$kind && ln -s /tmp/realsplit/heldout/$real /tmp/real_$kind/$real
-$U eval --model identity --model default "${paths[@]/#/--model=}" --real /tmp/real_$kind -o eval/real_teacher_$kind 2>&1 | tail -12
+$U eval --model identity --model default "${paths[@]/#/--model=}" --real /tmp/real_$kind -o eval/real_$n 2>&1 | tail -12
 # A clean photo must come back nearly unchanged: the clean validation photos as their own targets.
 rm -rf /tmp/cleanpairs && mkdir -p /tmp/cleanpairs/input /tmp/cleanpairs/target
 for f in $D/clean/val/*; do ln -s "$f" /tmp/cleanpairs/input/; ln -s "$f" /tmp/cleanpairs/target/; done
-$U eval --model identity --model default "${paths[@]/#/--model=}" --paired /tmp/cleanpairs -o eval/clean_teacher_$kind 2>&1 | tail -6
+$U eval --model identity --model default "${paths[@]/#/--model=}" --paired /tmp/cleanpairs -o eval/clean_$n 2>&1 | tail -6
 # The grids show ../shared photos, which never go into git: they are kept beside the teachers.
 mkdir -p $OUT/panels
-mv eval/real_teacher_$kind/real_grid.png $OUT/panels/real_teacher_$kind.png
-mv eval/clean_teacher_$kind/paired_grid.png $OUT/panels/clean_teacher_$kind.png
-sha256sum $OUT/models/teacher_$kind.safetensors | tee eval/teacher_$kind.sha256
+mv eval/real_$n/real_grid.png $OUT/panels/real_$n.png
+mv eval/clean_$n/paired_grid.png $OUT/panels/clean_$n.png
+sha256sum $OUT/models/$n.safetensors | tee eval/$n.sha256

@@ -7,7 +7,9 @@
 # from release 6's ~10 CPU hours instead of from zero, which a 2-core CPU cannot repeat per kind.
 # Resumable: rerun the same command after an interruption. Checkpoints, logs and the exported
 # teacher (model file + sha256) go under $OUT (outside the repo).
-# Usage: teachers.sh KIND...   (KIND: haze | rain | blur)   env: STEPS (default 3000), OUT, DATA
+# Usage: teachers.sh KIND...   (KIND: haze | rain | blur)   env: STEPS (default 3000), OUT, DATA,
+#   VARIANT (a name for an A/B arm: teacher_KIND_VARIANT) with RAIN (extra rain parameters, YAML
+#   flow entries, e.g. RAIN="p_r6_streaks: 0.5").
 set -euo pipefail
 cd "$(dirname "$0")"
 STEPS=${STEPS:-3000}
@@ -18,14 +20,15 @@ R6=$M/src/uniremoval/models/default.json
 mkdir -p "$OUT"
 for kind in "$@"; do
   case $kind in haze|rain|blur) ;; *) echo "unknown kind $kind" >&2; exit 2 ;; esac
+  n=teacher_$kind${VARIANT:+_$VARIANT}; rn=teacher-$kind${VARIANT:+-$VARIANT}
   $U train transfer --config $M/benchmarks/results/data_r6_vs_r7/base.yaml \
-    --set run.steps=$STEPS --set run.name=teacher-$kind --set run.ckpt_every=100 \
+    --set run.steps=$STEPS --set run.name=$rn --set run.ckpt_every=100 \
     --set data.images_per_step=8 --set data.val_count=0 --set run.val_every=100000 \
     --set "data.clean_dir=$D/clean/train" --set "data.val_dir=$D/clean/val" \
     --set "kinds=[$kind]" --set 'data.scales=[1, 4]' --set data.whole_photo=true \
-    --set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06}}}" \
+    --set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06${RAIN:+, $RAIN}}}}" \
     --set model.arch=nafnet-ctx --set "model.init=$R6" --set model.warm_start=true \
-    --set run.out_dir=$OUT/teacher_$kind 2>&1 | tee -a $OUT/teacher_$kind.log
-  f=$(ls -t $OUT/teacher_$kind/teacher-$kind/export/*.json 2>/dev/null | head -1 || true)
-  [ -n "$f" ] && sha256sum "${f%.json}.safetensors" "$f" | tee $OUT/teacher_$kind.sha256
+    --set run.out_dir=$OUT/$n 2>&1 | tee -a $OUT/$n.log
+  f=$(ls -t $OUT/$n/$rn/export/*.json 2>/dev/null | head -1 || true)
+  [ -n "$f" ] && sha256sum "${f%.json}.safetensors" "$f" | tee $OUT/$n.sha256
 done
