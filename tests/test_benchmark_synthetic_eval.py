@@ -46,16 +46,21 @@ def test_synthetic_eval_bad_input_is_one_line(tmp_path: Path, identity_model: Pa
     assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "no teacher for rain, blur" in r.stderr
 
 
+def _noise_photos(folder: Path, seed: int) -> Path:
+    """Three 48 px random-noise photos: a tiny --val-dir."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(3):
+        Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
 def test_synthetic_eval_without_teachers_compares_to_a_baseline_on_fixed_r6_pairs(
     tmp_path: Path, identity_model: Path, random_model: Path
 ) -> None:
     """Teachers are optional (they may be gone); --baseline compares models to a release,
     and the pairs stay release 6's (preset r6) whatever the default synthesis becomes."""
-    clean = tmp_path / "clean"
-    clean.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(3):
-        Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).save(clean / f"p{i}.png")
+    clean = _noise_photos(tmp_path / "clean", 1)
     base = [sys.executable, str(ROOT / "benchmarks" / "synthetic_eval.py"), "--val-dir", str(clean),
             "--model", f"old={identity_model}", "--model", f"new={random_model}", "--baseline", "old",
             "--count", "3", "--crop", "32", "--boot", "20", "--out", str(tmp_path / "out")]
@@ -78,11 +83,7 @@ def test_synthetic_eval_without_teachers_compares_to_a_baseline_on_fixed_r6_pair
 def test_synthetic_eval_kinds_subset_scores_the_same_pairs(tmp_path: Path, random_model: Path) -> None:
     """A teacher is scored on its own kind alone (--kinds rain), on exactly the pairs the full
     evaluation gives that kind; an unknown kind is a one-line error."""
-    clean = tmp_path / "clean"
-    clean.mkdir()
-    rng = np.random.default_rng(2)
-    for i in range(3):
-        Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).save(clean / f"p{i}.png")
+    clean = _noise_photos(tmp_path / "clean", 2)
     base = [sys.executable, str(ROOT / "benchmarks" / "synthetic_eval.py"), "--val-dir", str(clean),
             "--model", f"m={random_model}", "--count", "3", "--crop", "32", "--boot", "20", "--out", str(tmp_path / "out")]
     outs = {}

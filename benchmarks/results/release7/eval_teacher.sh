@@ -15,11 +15,10 @@ case $kind in haze) ext=haze_sots_indoor; real=hazy ;; rain) ext=rain_fu; real=r
   *) echo "unknown kind $kind" >&2; exit 2 ;; esac
 n=teacher_$kind${VARIANT:+_$VARIANT}; rn=teacher-$kind${VARIANT:+-$VARIANT}
 mkdir -p "$OUT/models" eval
-# A copy named after the teacher, so every report labels it apart (a model is labelled by its file name).
-# (A teacher brought back from gpu_teachers.sh is already there: then it is scored as it is.)
-if [ -f "$OUT/$n/$rn/export/$rn.json" ] || [ ! -f "$OUT/models/$n.json" ]; then
-$PY -c "import json,shutil,sys; n,rn,o=sys.argv[1:]; src=f'{o}/{n}/{rn}/export/{rn}'; d=json.load(open(src+'.json')); d['weights']=f'{n}.safetensors'; json.dump(d, open(f'{o}/models/{n}.json','w'), indent=1, sort_keys=True); shutil.copy(src+'.safetensors', f'{o}/models/{n}.safetensors')" "$n" "$rn" "$OUT"
-fi
+# A finished teacher's last checkpoint (its final step) exported under its own name, so every report
+# labels it apart (a model is labelled by its file name). A teacher brought back from
+# gpu_teachers.sh has no run folder here: it is scored as it is.
+[ ! -f "$OUT/$n/$rn/export/$rn.json" ] || $U train export "$OUT/$n/$rn" -o "$OUT/models/$n.json" >/dev/null
 T=$OUT/models/$n.json
 models=(--model r6=default --model "$n=$T"); paths=("$T")
 for extra in "$@"; do models+=(--model "$extra"); paths+=("${extra#*=}"); done

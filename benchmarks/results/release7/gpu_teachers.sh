@@ -33,14 +33,9 @@ for kind in ${KINDS:-rain haze blur}; do
     --set model.arch=nafnet-ctx --set "model.init=$M/src/uniremoval/models/default.json" \
     --set model.warm_start=true --set run.out_dir=$run >> "$log" 2>&1
   echo "$kind: training exit $? after $(( $(date +%s) - t0 )) s" | tee -a "$log"
-  f=$(ls -t "$run"/teacher-$kind/export/*.json 2>/dev/null | head -1 || true)
-  if [ -z "$f" ]; then
-    # Stopped at LIMIT: the last checkpoint (every 50 steps) becomes the teacher.
-    "$py" -m uniremoval train export "$run/teacher-$kind" -o "$run/teacher_$kind.json" >> "$log" 2>&1 && f=$run/teacher_$kind.json
-  fi
-  if [ -n "$f" ] && [ -f "$f" ]; then
-    # Renamed so every report labels it apart; the JSON names its weights file, so it follows.
-    "$py" -c "import json,shutil,sys; f,o,k=sys.argv[1:]; d=json.load(open(f)); shutil.copy(f[:-5]+'.safetensors', f'{o}/teacher_{k}.safetensors'); d['weights']=f'teacher_{k}.safetensors'; json.dump(d, open(f'{o}/teacher_{k}.json','w'), indent=1, sort_keys=True)" "$f" "$OUT" "$kind"
+  # The last checkpoint (every 50 steps, and the final step) as the teacher, named for its kind:
+  # a finished run's last checkpoint is its own export, a stopped one's is where it stopped.
+  if "$py" -m uniremoval train export "$run/teacher-$kind" -o "$OUT/teacher_$kind.json" >> "$log" 2>&1; then
     (cd "$OUT" && sha256sum teacher_$kind.safetensors teacher_$kind.json) | tee -a "$log"
   else
     echo "$kind: no checkpoint to export" | tee -a "$log"
