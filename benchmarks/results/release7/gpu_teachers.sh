@@ -6,11 +6,12 @@
 #   run(command="bash benchmarks/results/release7/gpu_teachers.sh", carry=[".gpu_data"], timeout_s=600)
 # Back here: copy $OUT/teacher_KIND.{json,safetensors} to ~/.cache/uniremoval/release7/models/
 # and run eval_teacher.sh. Whole command: KINDS x (LIMIT + ~25 s start and export) < 600 s.
-# env: KINDS (rain haze blur), STEPS (3000), BATCH (32), WORKERS (14), LIMIT (150), DEVICE (cuda)
+# env: KINDS (haze blur: rain has a CPU teacher), BATCH (32), WORKERS (14), LIMIT (230 s a kind),
+#      PROBE (45 s), AMP (bf16), DEVICE (cuda)
 set -u -o pipefail
 M=$(cd "$(dirname "$0")/../../.." && pwd)
-OUT=${OUT:-$M/gpu_out}; STEPS=${STEPS:-3000}; BATCH=${BATCH:-32}; WORKERS=${WORKERS:-14}
-LIMIT=${LIMIT:-150}; DEVICE=${DEVICE:-cuda}; RUNS=${RUNS:-/tmp/release7}
+OUT=${OUT:-$M/gpu_out}; BATCH=${BATCH:-32}; WORKERS=${WORKERS:-14}
+LIMIT=${LIMIT:-230}; PROBE=${PROBE:-45}; AMP=${AMP:-bf16}; DEVICE=${DEVICE:-cuda}; RUNS=${RUNS:-/tmp/release7}
 D=${DATA:-$M/.gpu_data}
 export PYTHONPATH="$M/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
@@ -18,28 +19,45 @@ mkdir -p "$OUT" "$RUNS"
 log=$OUT/gpu_teachers.log
 { date; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
   echo "layers: $(ls "$D/garg06" | wc -l), photos: $(ls "$D/clean/train" | wc -l)"; } | tee -a "$log"
-for kind in ${KINDS:-rain haze blur}; do
-  run=$RUNS/teacher_$kind
-  t0=$(date +%s)
-  timeout --signal=INT --kill-after=20 "$LIMIT" "$py" -m uniremoval train transfer \
+# The step count is fitted to the time: a probe run (the same run folder, a schedule too long to
+# decay) measures images/s for PROBE seconds, then the run resumes with run.steps set so that its
+# cosine schedule ends at LIMIT; a teacher stopped mid-schedule (high learning rate) is worse.
+train() {  # kind, steps, seconds, extra overrides...
+  local kind=$1 steps=$2 secs=$3; shift 3
+  timeout --signal=INT --kill-after=20 "$secs" "$py" -m uniremoval train transfer \
     --config "$M/benchmarks/results/data_r6_vs_r7/base.yaml" \
-    --set run.steps=$STEPS --set run.name=teacher-$kind --set run.ckpt_every=50 \
-    --set run.device=$DEVICE --set run.threads=null \
+    --set run.steps=$steps --set run.name=teacher-$kind \
+    --set run.device=$DEVICE --set run.threads=null --set run.amp=$AMP \
     --set data.images_per_step=$BATCH --set data.workers=$WORKERS \
     --set data.val_count=0 --set run.val_every=100000 \
     --set "data.clean_dir=$D/clean/train" --set "data.val_dir=$D/clean/train" \
     --set "kinds=[$kind]" --set 'data.scales=[1, 4]' --set data.whole_photo=true \
     --set "data.degrade={kinds: {rain: {streak_dir: $D/garg06}}}" \
     --set model.arch=nafnet-ctx --set "model.init=$M/src/uniremoval/models/default.json" \
-    --set model.warm_start=true --set run.out_dir=$run >> "$log" 2>&1
+    --set model.warm_start=true --set run.out_dir=$RUNS/teacher_$kind "$@"
+}
+for kind in ${KINDS:-haze blur}; do
+  run=$RUNS/teacher_$kind; klog=$RUNS/teacher_$kind.log
+  t0=$(date +%s)
+  train "$kind" 100000 "$PROBE" --set run.log_every=10 --set run.ckpt_every=10 > "$klog" 2>&1
+  echo "$kind: probe exit $? after $(( $(date +%s) - t0 )) s" | tee -a "$log"
+  at=$(grep -oE "^step [0-9]+" "$klog" | tail -1 | cut -d' ' -f2)
+  ips=$(grep -E "^step " "$klog" | tail -3 | grep -oE "images_per_s [0-9.]+" | cut -d' ' -f2 | sort -g | sed -n 2p)
+  if [ -z "$at" ] || [ -z "$ips" ] || [ ! -f "$run/teacher-$kind/ckpt/last.pt" ]; then
+    cat "$klog" >> "$log"; tail -30 "$klog"; echo "$kind: probe failed, stopping" | tee -a "$log"; exit 1
+  fi
+  left=$(( LIMIT - ($(date +%s) - t0) - 20 ))
+  steps=$(awk -v a="$at" -v i="$ips" -v l="$left" -v b="$BATCH" 'BEGIN { s = a + int(i * l / b); print (s > a + 50 ? s : a + 50) }')
+  echo "$kind: probe reached step $at at $ips images/s; resuming to $steps steps in $left s" | tee -a "$log"
+  train "$kind" "$steps" "$(( left + 15 ))" --set run.ckpt_every=50 >> "$klog" 2>&1
   echo "$kind: training exit $? after $(( $(date +%s) - t0 )) s" | tee -a "$log"
-  # The last checkpoint (every 50 steps, and the final step) as the teacher, named for its kind:
-  # a finished run's last checkpoint is its own export, a stopped one's is where it stopped.
+  cat "$klog" >> "$log"
+  # The last checkpoint (every 50 steps, and the final step) as the teacher, named for its kind.
   if "$py" -m uniremoval train export "$run/teacher-$kind" -o "$OUT/teacher_$kind.json" >> "$log" 2>&1; then
     (cd "$OUT" && sha256sum teacher_$kind.safetensors teacher_$kind.json) | tee -a "$log"
   else
     echo "$kind: no checkpoint to export" | tee -a "$log"
   fi
-  grep -E "^step " "$log" | tail -2
+  grep -E "^step " "$klog" | tail -2
 done
 ls -l "$OUT"
