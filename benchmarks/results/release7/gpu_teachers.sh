@@ -6,13 +6,14 @@
 #   run(command="bash benchmarks/results/release7/gpu_teachers.sh", carry=[".gpu_data"], timeout_s=600)
 # Back here: copy $OUT/teacher_KIND.{json,safetensors} to ~/.cache/uniremoval/release7/models/
 # and run eval_teacher.sh. Whole command: KINDS x (LIMIT + ~25 s start and export) < 600 s.
-# env: KINDS (haze blur: rain has a CPU teacher), BATCH (32), WORKERS (14), LIMIT (230 s a kind),
-#      PROBE (45 s), AMP (bf16), DEVICE (cuda)
+# env: KINDS (blur rain: haze has a CPU teacher), RAIN (extra rain parameters, default the r6mix
+#      arm's "p_r6_streaks: 0.5"; empty for plain r7), BATCH (32), WORKERS (14), LIMIT (230 s a
+#      kind), PROBE (45 s), AMP (bf16), DEVICE (cuda)
 set -u -o pipefail
 M=$(cd "$(dirname "$0")/../../.." && pwd)
 OUT=${OUT:-$M/gpu_out}; BATCH=${BATCH:-32}; WORKERS=${WORKERS:-14}
 LIMIT=${LIMIT:-230}; PROBE=${PROBE:-45}; AMP=${AMP:-bf16}; DEVICE=${DEVICE:-cuda}; RUNS=${RUNS:-/tmp/release7}
-D=${DATA:-$M/.gpu_data}
+D=${DATA:-$M/.gpu_data}; RAIN=${RAIN-p_r6_streaks: 0.5}
 export PYTHONPATH="$M/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
 mkdir -p "$OUT" "$RUNS"
@@ -32,11 +33,11 @@ train() {  # kind, steps, seconds, extra overrides...
     --set data.val_count=0 --set run.val_every=100000 \
     --set "data.clean_dir=$D/clean/train" --set "data.val_dir=$D/clean/train" \
     --set "kinds=[$kind]" --set 'data.scales=[1, 4]' --set data.whole_photo=true \
-    --set "data.degrade={kinds: {rain: {streak_dir: $D/garg06}}}" \
+    --set "data.degrade={kinds: {rain: {streak_dir: $D/garg06${RAIN:+, $RAIN}}}}" \
     --set model.arch=nafnet-ctx --set "model.init=$M/src/uniremoval/models/default.json" \
     --set model.warm_start=true --set run.out_dir=$RUNS/teacher_$kind "$@"
 }
-for kind in ${KINDS:-haze blur}; do
+for kind in ${KINDS:-blur rain}; do
   run=$RUNS/teacher_$kind; klog=$RUNS/teacher_$kind.log
   t0=$(date +%s)
   train "$kind" 100000 "$PROBE" --set run.log_every=10 --set run.ckpt_every=10 > "$klog" 2>&1
