@@ -311,3 +311,35 @@ def test_vgg_phi_and_target_positives_soft_negatives(tmp_path: Path) -> None:
                   "loss.img_positive=both", "loss.img_negatives=soft", "loss.fcl_other_teachers=true")
     res = train_transfer(cfg, ToyTuples(kinds), {}, teachers=teachers)
     assert res.step == 2
+
+
+def test_untaught_kind_trains_on_ground_truth_alone(tmp_path: Path) -> None:
+    """A kind in ``untaught`` (e.g. clean photos) has no teacher: only the ground-truth term sees
+    its samples. With that term off, changing them leaves the student bit-for-bit the same."""
+    from uniremoval.train.config import ConfigError
+
+    kinds = ["veil", "dark"]
+
+    def student_after(ds: Dataset, *extra: str) -> Any:
+        teachers = {"veil": random_nafnet(1, width=8, enc_blocks=[1, 1], middle_blocks=1)}
+        torch.manual_seed(0)
+        sub = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        cfg = cfg_for(sub, "run.steps=2", "data.val_count=0", "untaught=[dark]", "optim.lr=1e-2", *extra, teachers={"veil": "-"})
+        assert cfg.all_kinds() == kinds
+        return train_transfer(cfg, ds, {}, teachers=teachers)
+
+    res = student_after(ToyTuples(kinds))  # every term on: out, feat, img and fcl for veil only
+    assert res.step == 2 and set(res.teachers) == {"veil"} and set(res.model.transfer.teachers) == {"veil"}
+    weights = ("loss.gt_weight=0", "loss.img_weight=0")  # img's hard negatives are batch-wide
+    a, b = (student_after(ds, *weights).model.student.state_dict() for ds in (ToyTuples(kinds), SwappedDark(kinds)))
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    c, d = (student_after(ds).model.student.state_dict() for ds in (ToyTuples(kinds), SwappedDark(kinds)))
+    assert any(not torch.allclose(c[n], d[n]) for n in c)  # control: the gt term does see them
+
+    net = {"veil": random_nafnet(1, width=8, enc_blocks=[1, 1], middle_blocks=1)}
+    with pytest.raises(ConfigError, match=r"no teacher for kind\(s\) \['dark'\].*untaught=\[dark\]"):
+        train_transfer(cfg_for(tmp_path / "e1", "kinds=[veil, dark]", teachers={"veil": "-"}), ToyTuples(kinds), {}, teachers=net)
+    with pytest.raises(ConfigError, match="also have a teacher"):
+        train_transfer(cfg_for(tmp_path / "e2", "untaught=[veil]", "kinds=[veil, dark]", teachers={"veil": "-"}), ToyTuples(kinds), {}, teachers={**net, "dark": net["veil"]})
+    with pytest.raises(ConfigError, match="not among the kinds"):
+        train_transfer(cfg_for(tmp_path / "e3", "untaught=[fog]", "kinds=[veil, dark]", teachers={"veil": "-"}), ToyTuples(kinds), {}, teachers=net)

@@ -78,8 +78,12 @@ class TransferConfig:
 
     #: Teacher model file per kind, e.g. {haze: teachers/haze.json}; the order is the kinds' order.
     teachers: dict[str, str] = field(default_factory=dict)
-    #: Kinds to train on; default: the teachers' kinds (set it when no term needs teachers).
+    #: Kinds to train on; default: the teachers' kinds, then ``untaught`` (set it when no term
+    #: needs teachers).
     kinds: list[str] = field(default_factory=list)
+    #: Kinds trained on the ground truth alone, with no teacher, e.g. [clean] (a clean photo's
+    #: target is itself: no specialist knows it better). The teacher terms skip their groups.
+    untaught: list[str] = field(default_factory=list)
     run: RunConfig = field(default_factory=lambda: RunConfig(name="transfer"))
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -88,7 +92,7 @@ class TransferConfig:
     data: TransferDataConfig = field(default_factory=TransferDataConfig)
 
     def all_kinds(self) -> list[str]:
-        return list(self.kinds) if self.kinds else list(self.teachers)
+        return list(self.kinds) if self.kinds else list(self.teachers) + [k for k in self.untaught if k not in self.teachers]
 
     def needs(self) -> frozenset[str]:
         """What the active loss terms need (:data:`.transfer_losses.TERMS`)."""
@@ -253,11 +257,19 @@ def _add_teachers(tr: Trainer, cfg: TransferConfig, kinds: Sequence[str], teache
     if not cfg.needs_teachers():
         return frozen
     raw = dict(teachers) if teachers is not None else load_teachers(cfg.teachers)
-    missing = [k for k in kinds if k not in raw]
+    missing = [k for k in kinds if k not in raw and k not in cfg.untaught]
     if missing:
-        raise ConfigError(f"no teacher for kind(s) {missing}: --teachers {','.join(f'{k}=PATH' for k in missing)}")
+        raise ConfigError(
+            f"no teacher for kind(s) {missing}: --teachers {','.join(f'{k}=PATH' for k in missing)}"
+            f" (or --set 'untaught=[{', '.join(missing)}]' to train them on the ground truth alone)"
+        )
+    both = [k for k in cfg.untaught if k in raw and k in kinds]
+    if both:
+        raise ConfigError(f"untaught: kind(s) {both} also have a teacher; drop one of the two")
     need = cfg.needs()
     for k in kinds:
+        if k in cfg.untaught:
+            continue
         t = raw[k] if isinstance(raw[k], FrozenTeacher) else FrozenTeacher(raw[k])
         tr.add(f"teacher_{k}", t)
         frozen[k] = t
@@ -273,7 +285,8 @@ def _phis(tr: Trainer, cfg: TransferConfig, frozen: Mapping[str, FrozenTeacher],
         return {k: TeacherEncoderFeatures(frozen[k].net) for k in kinds if k in frozen and frozen[k].has_features}
     if "vgg_phi" in need:
         vgg = VGGFeatures(lo.vgg_path or "", lo.vgg_layers).to(tr.device)  # one network for every kind
-        return {k: vgg for k in kinds}
+        # An untaught kind has no teacher output to be a positive; with targets alone it may join.
+        return {k: vgg for k in kinds if k in frozen or lo.img_positive == "target"}
     return {}
 
 
@@ -294,7 +307,9 @@ def _make_step(cfg: TransferConfig, model: nn.Module, frozen: Mapping[str, Froze
         t_feats: dict[str, list[torch.Tensor]] = {}
         with t.autocast():
             if frozen and (need_t_out or use_feat):
-                for k, sl in groups:  # one teacher forward per kind group
+                for k, sl in groups:  # one teacher forward per kind group (untaught kinds have none)
+                    if k not in frozen:
+                        continue
                     r = frozen[k](x[sl], return_features=use_feat and k in feat_kinds, context=None if ctx is None else ctx[sl])
                     if isinstance(r, tuple):
                         t_out[k], t_feats[k] = r[0], list(r[1])
@@ -326,6 +341,9 @@ def train_transfer(
     kinds = cfg.all_kinds()
     if not kinds:
         raise ConfigError("no kinds: give teachers (--teachers haze=PATH,...) or kinds")
+    stray = [k for k in cfg.untaught if k not in kinds]
+    if stray:
+        raise ConfigError(f"untaught: kind(s) {stray} are not among the kinds trained ({', '.join(kinds)})")
     slots = _tuple_slots(cfg, kinds)
     n_slots = max(b for _, b in slots.values())
     tr = Trainer(cfg.run, cfg, global_batch=cfg.data.images_per_step // n_slots, images_per_sample=n_slots)

@@ -108,9 +108,10 @@ def gt_term(s: TransferStep) -> torch.Tensor:
     return _kind_mean({k: gt_loss(s.out[sl], s.y[sl]) for k, sl in s.groups}, s.lo.kind_weights)
 
 
-def out_term(s: TransferStep) -> torch.Tensor:
-    """Output distillation to each group's teacher."""
-    return _kind_mean({k: output_distill(s.out[sl], s.t_out[k]) for k, sl in s.groups}, s.lo.kind_weights)
+def out_term(s: TransferStep) -> torch.Tensor | None:
+    """Output distillation to each group's teacher (groups of untaught kinds have none)."""
+    per_kind = {k: output_distill(s.out[sl], s.t_out[k]) for k, sl in s.groups if k in s.t_out}
+    return _kind_mean(per_kind, s.lo.kind_weights) if per_kind else None
 
 
 def feat_term(s: TransferStep) -> torch.Tensor | None:
