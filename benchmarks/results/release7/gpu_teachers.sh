@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue [3/5] stage 0 on a lent GPU: the three teachers of teachers.sh (same network, warm start,
-# r7 synthesis, loss and schedule shape) with 4x the images per step, each stopped at LIMIT
+# Issue [3/5] stage 0 on a lent GPU: the teachers of teachers.sh (the same recipe, teacher.yaml)
+# with 4x the images per step, each stopped at LIMIT
 # seconds if it has not finished, exported from its last checkpoint and brought back under
 # $OUT. Prepare here with gpu_pack.sh, then one device call:
 #   run(command="bash benchmarks/results/release7/gpu_teachers.sh", carry=[".gpu_data"], timeout_s=600)
@@ -26,16 +26,13 @@ log=$OUT/gpu_teachers.log
 train() {  # kind, steps, seconds, extra overrides...
   local kind=$1 steps=$2 secs=$3; shift 3
   timeout --signal=INT --kill-after=20 "$secs" "$py" -m uniremoval train transfer \
-    --config "$M/benchmarks/results/data_r6_vs_r7/base.yaml" \
-    --set run.steps=$steps --set run.name=teacher-$kind \
+    --config "$M/benchmarks/results/release7/teacher.yaml" \
+    --set run.steps=$steps --set run.name=teacher-$kind --set "kinds=[$kind]" \
     --set run.device=$DEVICE --set run.threads=null --set run.amp=$AMP \
     --set data.images_per_step=$BATCH --set data.workers=$WORKERS \
-    --set data.val_count=0 --set run.val_every=100000 \
     --set "data.clean_dir=$D/clean/train" --set "data.val_dir=$D/clean/train" \
-    --set "kinds=[$kind]" --set 'data.scales=[1, 4]' --set data.whole_photo=true \
     --set "data.degrade={kinds: {rain: {streak_dir: $D/garg06${RAIN:+, $RAIN}}}}" \
-    --set model.arch=nafnet-ctx --set "model.init=$M/src/uniremoval/models/default.json" \
-    --set model.warm_start=true --set run.out_dir=$RUNS/teacher_$kind "$@"
+    --set "model.init=$M/src/uniremoval/models/default.json" --set run.out_dir=$RUNS/teacher_$kind "$@"
 }
 for kind in ${KINDS:-blur rain}; do
   run=$RUNS/teacher_$kind; klog=$RUNS/teacher_$kind.log

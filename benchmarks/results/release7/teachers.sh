@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue [3/5] stage 0 on a CPU: one specialist teacher per kind, trained on the r7 synthesis
+# Issue [3/5] stage 0 on a CPU: one specialist teacher per kind (recipe: teacher.yaml), trained on the r7 synthesis
 # (camera stage after haze and rain, Garg & Nayar streak layers, scales 1-4, whole-photo
 # synthesis), supervised on its own kind only. A teacher is `nafnet-ctx` (release 6's
 # full-resolution blocks plus the whole-photo context) warm-started from release 6: larger and
@@ -21,14 +21,11 @@ mkdir -p "$OUT"
 for kind in "$@"; do
   case $kind in haze|rain|blur) ;; *) echo "unknown kind $kind" >&2; exit 2 ;; esac
   n=teacher_$kind${VARIANT:+_$VARIANT}; rn=teacher-$kind${VARIANT:+-$VARIANT}
-  $U train transfer --config $M/benchmarks/results/data_r6_vs_r7/base.yaml \
-    --set run.steps=$STEPS --set run.name=$rn --set run.ckpt_every=100 \
-    --set data.images_per_step=8 --set data.val_count=0 --set run.val_every=100000 \
+  $U train transfer --config teacher.yaml \
+    --set run.steps=$STEPS --set run.name=$rn --set "kinds=[$kind]" \
     --set "data.clean_dir=$D/clean/train" --set "data.val_dir=$D/clean/val" \
-    --set "kinds=[$kind]" --set 'data.scales=[1, 4]' --set data.whole_photo=true \
     --set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06${RAIN:+, $RAIN}}}}" \
-    --set model.arch=nafnet-ctx --set "model.init=$R6" --set model.warm_start=true \
-    --set run.out_dir=$OUT/$n 2>&1 | tee -a $OUT/$n.log
+    --set "model.init=$R6" --set run.out_dir=$OUT/$n 2>&1 | tee -a $OUT/$n.log
   f=$(ls -t $OUT/$n/$rn/export/*.json 2>/dev/null | head -1 || true)
   [ -n "$f" ] && sha256sum "${f%.json}.safetensors" "$f" | tee $OUT/$n.sha256
 done
