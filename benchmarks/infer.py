@@ -114,7 +114,7 @@ def child(args: argparse.Namespace) -> None:
     restorer = Restorer.from_pretrained(model_path, device=args.device, precision=args.precision, tile=args.tile,
                                         backend=backend, compile=flag == "compile", cuda_graphs=flag == "graphs",
                                         tile_batch=int(args.tile_batch) if args.tile_batch else None,
-                                        overlap=int(args.overlap) if args.overlap else None)
+                                        overlap=int(args.overlap) if args.overlap else None, scale=args.scale)
     t0 = time.perf_counter()
     restorer(np.zeros((1024, 1024, 3), np.float32))  # warm-up: kernels, allocator, compilation
     warmup_s = time.perf_counter() - t0
@@ -133,12 +133,13 @@ def child(args: argparse.Namespace) -> None:
         times.append(time.perf_counter() - t0)
         if x is None:
             (tmp / f"out{i}.jpg").unlink()
-    plan = restorer.engine.plan(h, w)
+    d = restorer.engine.work_factor(h, w)
+    plan = restorer.engine.plan(-(-h // d), -(-w // d))  # the tiles of the working-resolution image
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     out = {
         "mp": round(w * h / 1e6, 2), "width": w, "height": h, "device": str(restorer.device),
         "precision": args.precision, "backend": args.backend, "compute_dtype": str(restorer.engine.dtype).replace("torch.", ""),
-        "warmup_s": warmup_s, "arch": args.arch, "tiles": plan.n_tiles, "tile": [plan.tile_h, plan.tile_w], "overlap": plan.overlap,
+        "warmup_s": warmup_s, "arch": args.arch, "scale": args.scale, "work_factor": d, "tiles": plan.n_tiles, "tile": [plan.tile_h, plan.tile_w], "overlap": plan.overlap,
         "times_s": times, "median_s": statistics.median(times), "mp_per_s": w * h / 1e6 / statistics.median(times),
         "peak_rss_mib": rss,
     }
@@ -159,6 +160,7 @@ def main() -> None:
     ap.add_argument("--arch-args", default=None, help="JSON keyword arguments (default: the bundled default model's, else {})")
     ap.add_argument("--tile", default="auto")
     ap.add_argument("--overlap", default="", help="tile overlap in pixels (default: the engine's)")
+    ap.add_argument("--scale", default="1", help="working resolution: 1 (full), a factor d or auto (restore --scale)")
     ap.add_argument("--tag", default="", help="suffix for the output file names")
     ap.add_argument("--engine-only", action="store_true", help="time the engine on a decoded tensor (no file I/O)")
     ap.add_argument("--tile-batch", default="", help="tiles per forward pass (default per device)")
@@ -199,7 +201,7 @@ def main() -> None:
             for mp in [float(s) for s in args.sizes.split(",")]:
                 cmd = [sys.executable, __file__, "--child", "--mp", str(mp), "--device", dev, "--precision", prec, "--backend", backend,
                        "--repeats", str(args.repeats), "--arch", args.arch, "--arch-args", args.arch_args, "--tile", str(args.tile),
-                       "--tile-batch", args.tile_batch, "--overlap", args.overlap] + (["--engine-only"] if args.engine_only else [])
+                       "--tile-batch", args.tile_batch, "--overlap", args.overlap, "--scale", args.scale] + (["--engine-only"] if args.engine_only else [])
                 p = subprocess.run(cmd, capture_output=True, text=True)
                 line = next((l for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
                 if p.returncode != 0 or line is None:
@@ -208,7 +210,7 @@ def main() -> None:
                     continue
                 r = json.loads(line[7:])
                 peak = peaks[dev].get(r["compute_dtype"], peaks[dev]["float32"])
-                r["share_of_matmul_peak"] = flops_px * r["mp_per_s"] * 1e6 / peak
+                r["share_of_matmul_peak"] = flops_px * r["mp_per_s"] * 1e6 / r.get("work_factor", 1) ** 2 / peak
                 results.append(r)
                 print(f"{dev:5s} {backend:14s} {prec:5s} {r['mp']:6.2f} MP  {r['median_s']:7.2f} s  {r['mp_per_s']:6.3f} MP/s  "
                       f"peak RSS {r['peak_rss_mib']:7.0f} MiB  tiles {r['tiles']}  {100 * r['share_of_matmul_peak']:.1f}% of peak", flush=True)
@@ -235,13 +237,15 @@ def markdown(report: dict, args: argparse.Namespace) -> str:
              f"Network: {flops_px / 1e3:.1f} kFLOP per pixel (convolutions and matrix products)"
              + (f" plus {flops_photo / 1e6:.0f} MFLOP per photo (context encoder)" if flops_photo > 1e5 else "") + "; "
              + ", ".join(f"{d} matmul peak {v['float32'] / 1e9:.0f} GFLOP/s fp32" + (f", {v['bfloat16'] / 1e9:.0f} bf16" if "bfloat16" in v else "") for d, v in peaks.items()) + ".", "",
-             "| device | backend | precision | MP | tiles | median s | MP/s | % of matmul peak | peak RSS MiB | peak GPU MiB | first-call s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Working resolution 1/d (`--scale`): the network runs on the photo area-downscaled by d; the % of peak counts "
+             "the network's FLOPs at that resolution.", "",
+             "| device | backend | precision | MP | 1/d | tiles | median s | MP/s | % of matmul peak | peak RSS MiB | peak GPU MiB | first-call s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['device']} | {r['backend']} | {r['precision']} | {r['mp']} | failed: {r['error']} | | | | | | |")
+            lines.append(f"| {r['device']} | {r['backend']} | {r['precision']} | {r['mp']} | | failed: {r['error']} | | | | | | |")
         else:
-            lines.append(f"| {r['device']} | {r['backend']} | {r['precision']} ({r['compute_dtype']}) | {r['mp']} | {r['tiles']} | {r['median_s']:.2f} | "
+            lines.append(f"| {r['device']} | {r['backend']} | {r['precision']} ({r['compute_dtype']}) | {r['mp']} | {r.get('work_factor', 1)} | {r['tiles']} | {r['median_s']:.2f} | "
                          f"{r['mp_per_s']:.3f} | {100 * r['share_of_matmul_peak']:.1f} | {r['peak_rss_mib']:.0f} | {r.get('peak_gpu_mib', 0):.0f} | {r['warmup_s']:.1f} |")
     return "\n".join(lines) + "\n"
 

@@ -75,7 +75,7 @@ def markdown(result: dict) -> str:
     kinds = result.get("kinds", KINDS)
     head = [f"{k} x{f}" for k in kinds for f in factors]
     lines = [f"# Scale evaluation ({result['count_per_kind']} pairs per kind, crop {result['crop']}, seed {result['seed']}, "
-             f"{result['filter']} upsampling, registry {result['registry']})\n",
+             f"{result['filter']} upsampling, registry {result['registry']}, tile {result.get('tile', 'auto')}, scale {result.get('scale', '1')})\n",
              "Mean PSNR (dB) of degraded/clean pairs both upsampled by the factor.\n",
              "| method | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
     for m, by in result["psnr"].items():
@@ -95,6 +95,10 @@ def main() -> None:
     ap.add_argument("--filter", choices=("lanczos", "bicubic"), default="lanczos")
     ap.add_argument("--preset", default="r6", help="Degradation preset (default r6: the fixed pairs of synthetic_eval.py; r7: the current ranges).")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (for the models).")
+    ap.add_argument("--tile", default="auto", help="auto (as users get: tiles above the device's pixel budget), none "
+                    "(one pass over the whole image) or a tile side in pixels; x2/x4 images are tiled on a CPU.")
+    ap.add_argument("--scale", default="1", help="working resolution: 1 (full), a factor d, auto (by photo size), or "
+                    "match (d = the upsampling factor: the pairs restored at their own scale)")
     ap.add_argument("--tag", default="default")
     ap.add_argument("--out", type=Path, default=Path("bench_out"))
     a = ap.parse_args()
@@ -106,23 +110,26 @@ def main() -> None:
     kinds = tuple(k.strip() for k in a.kinds.split(",") if k.strip())
     if not kinds or any(k not in KINDS for k in kinds):
         raise ValueError(f"--kinds {a.kinds!r}: give a comma-separated subset of {','.join(KINDS)}")
+    tile: int | str | None = None if a.tile.lower() in ("none", "0") else a.tile if a.tile == "auto" else int(a.tile)
     models = [tuple(m.split("=", 1)) if "=" in m else (m, m) for m in (a.model or ["default"])]
     registry = Registry.preset(a.preset) if a.preset else None
     t0 = time.time()
     sets = make_pairs(a.val_dir.expanduser(), a.count, a.crop, a.seed, registry, kinds)
     inp = load_method("identity")
     inp.name = "input"
-    methods = [inp]
     for label, spec in models:
-        m = load_method(spec, device=a.device)
-        m.name = label
-        methods.append(m)
+        load_method(spec, device=a.device)  # fail on a bad model before any work
     psnr: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     with tempfile.TemporaryDirectory() as tmp:
         for f in factors:
+            runs = [inp]
+            for label, spec in models:
+                m = load_method(spec, device=a.device, tile=tile, scale=f if a.scale == "match" else a.scale)
+                m.name = label
+                runs.append(m)
             root = Path(tmp) / f"x{f}"
             items = write_factor(sets, f, a.filter, root / "pairs")
-            res = evaluate_set(methods, items, "paired", root / "report", root / "pairs", grid_rows=1,
+            res = evaluate_set(runs, items, "paired", root / "report", root / "pairs", grid_rows=1,
                                log=lambda s: print(s, file=sys.stderr))
             by: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
             for r in res.rows:
@@ -133,7 +140,7 @@ def main() -> None:
             print(f"x{f}: done ({time.time() - t0:.0f} s)", file=sys.stderr)
     result = {"what": "mean PSNR per kind of synthetic_eval's pairs, degraded and clean both upsampled by each factor",
               "val_dir": str(a.val_dir), "kinds": list(kinds), "count_per_kind": a.count, "crop": a.crop, "seed": a.seed, "factors": factors,
-              "filter": a.filter, "registry": a.preset or "default", "models": dict(models),
+              "filter": a.filter, "registry": a.preset or "default", "models": dict(models), "tile": a.tile, "scale": a.scale,
               "seconds": round(time.time() - t0, 1), "psnr": psnr}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"scale_eval_{a.tag}.json").write_text(json.dumps(result, indent=1))

@@ -90,7 +90,7 @@ def per_kind_method(name: str, methods: dict[str, Method]) -> Method:
     return Method(name, lambda p: (_ for _ in ()).throw(KeyError("per-kind method needs the kind")), info, dict(methods))
 
 
-def load_method(spec: str, device: str = "auto", tile: int | str | None = "auto", precision: str = "fp32") -> Method:
+def load_method(spec: str, device: str = "auto", tile: int | str | None = "auto", precision: str = "fp32", scale: int | str | None = None) -> Method:
     """A baseline by name (``identity``, ``dcp``) or a model by bundled name / path.
 
     Raises KeyError/ModelError with one line naming the model and the reason.
@@ -102,7 +102,7 @@ def load_method(spec: str, device: str = "auto", tile: int | str | None = "auto"
     from .restorer import Restorer
 
     cfg, json_path = read_config(spec)
-    restorer = Restorer.from_pretrained(spec, device=device, precision=precision, tile=tile)
+    restorer = Restorer.from_pretrained(spec, device=device, precision=precision, tile=tile, scale=scale)
     info = {
         "type": "model",
         "path": str(json_path),

@@ -14,6 +14,11 @@ How a (3, H, W) image goes through a network:
    receptive radius is at most a quarter of the overlap, tiled output equals untiled output.
 4. The padding is cropped away.
 
+With ``scale`` (``"auto"`` or a factor d > 1) a large photo is first area-downscaled by d,
+restored as above, and the change carried back to full resolution by a guided filter
+(:mod:`uniremoval.workscale`): the networks restore degradations at the pixel size they were
+trained on, and a 12 MP photo's rain and blur are several times larger.
+
 A network that reads the whole photo (descriptor ``context_size``) gets its thumbnail
 (:func:`uniremoval.nets.thumbnail` of the unpadded image, computed once per photo) with every
 tile and with the one-pass run alike: the photo's global tone cannot depend on the tiling.
@@ -33,11 +38,12 @@ import torch
 from torch import nn
 
 from .sysinfo import cpu_has_fast_bf16
-from .options import DEFAULT_OVERLAP, DEFAULT_PIXEL_BUDGET, DEFAULT_TILE, DEFAULT_TILE_BATCH, resolve_device
+from .options import DEFAULT_OVERLAP, DEFAULT_PIXEL_BUDGET, DEFAULT_TILE, DEFAULT_TILE_BATCH, parse_scale, resolve_device
 from . import nets
 from .hostmem import tune_malloc
 from .nets import pad_to_multiple, reflect_indices
 from .tiling import TilePlan, blend_window, plan_tiles, tile_starts
+from .workscale import auto_factor, carry_up, downscale
 
 __all__ = [
     "DEFAULT_OVERLAP", "DEFAULT_PIXEL_BUDGET", "DEFAULT_TILE", "DEFAULT_TILE_BATCH", "Engine", "PRECISIONS",
@@ -112,6 +118,10 @@ class Engine:
         cuda_graphs: CUDA only: record the forward pass of a batch of full tiles once as a
             CUDA graph and replay it for every later batch of that shape, which removes the
             per-kernel launch cost of a small network (other shapes run normally).
+        scale: working resolution: 1 (restore at full resolution), a factor d (restore at
+            1/d, carry the change up), or ``"auto"`` (d from the photo's size,
+            :func:`uniremoval.workscale.auto_factor`; 1 up to 724 px); None: the default
+            (:data:`uniremoval.options.DEFAULT_SCALE`).
     """
 
     def __init__(
@@ -127,7 +137,9 @@ class Engine:
         deterministic: bool = True,
         compile: bool = False,
         cuda_graphs: bool = False,
+        scale: int | str | None = None,
     ) -> None:
+        self.scale = parse_scale(scale)
         self.device = select_device(device) if isinstance(device, str) else device
         self.is_torch = isinstance(net, nn.Module)
         if not self.is_torch:
@@ -235,18 +247,21 @@ class Engine:
         if self.overlap is not None and self.overlap < 0:
             raise ValueError("tile overlap must be >= 0")
 
-    def with_tiling(self, tile: int | str | None = None, overlap: int | None = None) -> "Engine":
+    def with_tiling(self, tile: int | str | None = None, overlap: int | None = None, scale: int | str | None = None) -> "Engine":
         """An engine sharing this one's network, compiled function and device (no reload,
-        no copy of weights) with its own tiling; ``None`` keeps this engine's setting.
+        no copy of weights) with its own tiling and working scale; ``None`` keeps this
+        engine's setting.
 
         Concurrent requests with different tile options each get one, so they cannot race
         on the shared engine's settings. A recorded CUDA graph is not shared: it belongs to
         one tile shape and its static buffers would be written by two callers at once.
         """
-        if tile is None and overlap is None:
+        if tile is None and overlap is None and scale is None:
             return self
         e = copy.copy(self)
         e._graph = None
+        if scale is not None:
+            e.scale = parse_scale(scale)
         if tile is not None:
             e._set_tiling(tile)
         if overlap is not None:
@@ -321,6 +336,10 @@ class Engine:
             ]
             yield chunk, torch.stack(tiles)
 
+    def work_factor(self, height: int, width: int) -> int:
+        """The working-resolution factor for a photo of this size (1: full resolution)."""
+        return auto_factor(height, width) if self.scale == "auto" else int(self.scale)
+
     def __call__(self, x: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """Restore a float32 (3, H, W) CPU tensor in [0, 1]; returns (3, H, W) on the CPU.
 
@@ -329,6 +348,14 @@ class Engine:
         if x.dim() != 3:
             raise ValueError(f"expected a (C, H, W) tensor, got shape {tuple(x.shape)}")
         x = x.float().cpu()
+        d = self.work_factor(x.shape[1], x.shape[2])
+        if d > 1:
+            lo = downscale(x, d)
+            return carry_up(x, lo, self._restore(lo, progress), d)
+        return self._restore(x, progress)
+
+    def _restore(self, x: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Steps 1-4 of the module docstring on a float32 (3, H, W) CPU tensor."""
         c, h, w = x.shape
         plan = self.plan(h, w)
         ctx = self.context(x)

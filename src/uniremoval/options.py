@@ -1,5 +1,5 @@
 """Options shared by the command line, the HTTP server and the Python API: the tile size,
-the device, and the per-device tiling defaults.
+the working scale, the device, and the per-device tiling defaults.
 
 One parser and one resolver, so ``uniremoval restore``, ``uniremoval serve`` and
 ``POST /v1/restore`` accept the same values with the same bounds and pick the same device.
@@ -83,6 +83,36 @@ def parse_tile(value: str | int | None, maximum: int | None = None) -> int | str
     if maximum is not None and size > maximum:
         raise ValueError(f"tile {size}: at most {maximum} pixels")
     return size
+
+
+#: The working scale ``restore``, the server and the Python API use unless told otherwise.
+DEFAULT_SCALE: int | str = 1
+#: Largest working-resolution factor accepted (1/32 of a 24 MP photo is 188 px).
+MAX_SCALE = 32
+
+
+def parse_scale(value: str | int | None) -> int | str:
+    """Parse a working-scale option (CLI, server, API): ``"auto"``, or a factor d in
+    1..:data:`MAX_SCALE` (restore at 1/d of the resolution; 1 = full), as an int or a string.
+    ``None`` means the default, :data:`DEFAULT_SCALE`.
+
+    Raises:
+        ValueError: with a one-line message naming the value and what is accepted.
+    """
+    if value is None:
+        return DEFAULT_SCALE
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text == "auto":
+        return "auto"
+    try:
+        if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
+            raise ValueError
+        d = int(text)
+    except (TypeError, ValueError):
+        d = 0
+    if not 1 <= d <= MAX_SCALE:
+        raise ValueError(f"scale {value!r}: use auto or a whole factor from 1 (full resolution) to {MAX_SCALE}")
+    return d
 
 
 def resolve_device(name: "str | torch.device" = "auto", rank: int | None = None) -> "torch.device":

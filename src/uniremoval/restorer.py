@@ -45,11 +45,14 @@ class Restorer:
         compile: bool = False,
         cuda_graphs: bool = False,
         on_message: Callable[[str], None] | None = None,
+        scale: int | str | None = None,
     ) -> "Restorer":
         """Load a bundled model by name, or a model file by path (see ``load_model``).
 
         ``backend="onnxruntime"`` runs the model's ONNX export (made once and cached by
         checksum; see :mod:`uniremoval.export`); ``threads`` caps CPU threads either way.
+        ``scale``: the working resolution (``Engine``'s; ``"auto"`` restores large photos at
+        a fraction of their size and carries the change up).
         ``on_message`` receives one-line notes for the user about slow one-time work (the
         first ONNX export of a model announces itself and its duration).
         """
@@ -63,7 +66,7 @@ class Restorer:
             from .export import OnnxNet, cached_onnx
 
             net = OnnxNet(cached_onnx(model, on_message=on_message), threads=threads, device=str(device))
-        engine = Engine(net, device=device, precision=precision, tile=tile, overlap=overlap, tile_batch=tile_batch, compile=compile, cuda_graphs=cuda_graphs)
+        engine = Engine(net, device=device, precision=precision, tile=tile, overlap=overlap, tile_batch=tile_batch, compile=compile, cuda_graphs=cuda_graphs, scale=scale)
         return cls(model, engine)
 
     @property

@@ -20,14 +20,14 @@ def _log(msg: str) -> None:
     err.print(msg, soft_wrap=True, markup=False, style="yellow")
 
 
-def _load_methods(specs: list[str], device: str, tile: int | str) -> "list[Method]":
+def _load_methods(specs: list[str], device: str, tile: int | str, scale: int | str | None = None) -> "list[Method]":
     from ..evaluate import load_method
     from ..modelfile import ModelError
 
     methods = []
     for spec in specs:
         try:
-            methods.append(load_method(spec, device=device, tile=tile))
+            methods.append(load_method(spec, device=device, tile=tile, scale=scale))
         except (ModelError, KeyError, FileNotFoundError, ValueError) as e:
             raise _fail(f"--model {spec}: {str(e).strip(chr(39))}", 2)
     seen: set[str] = set()
@@ -84,6 +84,17 @@ def parse_tile(tile: str) -> int | str:
     return value
 
 
+def parse_scale(scale: str | None) -> int | str:
+    """``--scale`` exactly as restore reads it (:func:`uniremoval.options.parse_scale`); exit 2
+    otherwise."""
+    from ..options import parse_scale as parse
+
+    try:
+        return parse(scale)
+    except ValueError as e:
+        raise _fail(f"--{e}", 2) from None
+
+
 def eval_(
     model: List[str] = typer.Option(..., "--model", "-m", metavar="MODEL", help="Model name/path, or a baseline: identity, dcp. Repeat to compare."),
     paired: Optional[Path] = typer.Option(None, "--paired", metavar="DIR", help="Folder of input/target pairs (any layout 'data check' knows, or 'synth' output)."),
@@ -96,17 +107,19 @@ def eval_(
     grid_rows: int = typer.Option(4, "--grid-rows", min=1, metavar="N", help="Images in the comparison grid."),
     device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N, mps."),
     tile: str = typer.Option("auto", "--tile", metavar="TILE", help=TILE_HELP),
+    scale: Optional[str] = typer.Option(None, "--scale", metavar="SCALE", help="Working resolution of the models: 1, a factor d, or auto (as 'restore --scale'; default: restore's)."),
 ) -> None:
     """Score models and baselines: per-image CSV, summary JSON + Markdown, grid PNG, optional HTML."""
     if paired is None and real is None:
         raise _fail("give --paired DIR and/or --real DIR", 2)
     tile_arg = parse_tile(tile)
+    scale_arg = parse_scale(scale)
     sets = []
     if paired is not None:
         sets.append(("paired", paired, _items("paired", paired, layout, limit)))
     if real is not None:
         sets.append(("real", real, _items("real", real, layout, limit)))
-    methods = _load_methods(model, device, tile_arg)
+    methods = _load_methods(model, device, tile_arg, scale_arg)
     failed = _run(methods, sets, out_dir, crop_border, html, grid_rows)
     if failed:
         err.print(f"{failed} image/method row(s) failed; see the CSV", markup=False)

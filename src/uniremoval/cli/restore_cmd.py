@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
-from ..options import DEFAULT_OVERLAP, DEFAULT_TILE_BATCH, per_device
+from ..options import DEFAULT_OVERLAP, DEFAULT_SCALE, DEFAULT_TILE_BATCH, per_device
 from ._console import err, fail, out
 
 if TYPE_CHECKING:
@@ -35,6 +35,9 @@ def restore(
     tile: str = typer.Option("auto", help="auto (tile large images), 0 (never), or a tile size in pixels."),
     tile_overlap: Optional[int] = typer.Option(None, help=f"Minimum overlap between tiles in pixels, widened where the tile count allows (default {per_device(DEFAULT_OVERLAP)}; at most a quarter of the tile)."),
     tile_batch: Optional[int] = typer.Option(None, help=f"Tiles per forward pass (default {per_device(DEFAULT_TILE_BATCH)})."),
+    scale: str = typer.Option(str(DEFAULT_SCALE), metavar="SCALE", help="Working resolution: 1 (restore at full resolution), a factor d (restore at 1/d and carry "
+                              "the change up with a guided filter: rain and blur several times the trained size), or auto (d from the photo's size: "
+                              "the power of two bringing its long side nearest 512 px; full resolution up to 724 px)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     skip_existing: bool = typer.Option(False, help="Skip inputs whose output already exists (resumes an interrupted run)."),
     overwrite: bool = typer.Option(False, help="Replace outputs that already exist (never inputs)."),
@@ -58,6 +61,7 @@ def restore(
     from .restore_report import RunReport
 
     tile_arg = _parse_tile(tile)
+    scale_arg = _parse_scale(scale)
     if skip_existing and overwrite:
         raise fail("--skip-existing and --overwrite contradict each other", 2)
     jobs, shard, device, threads = _plan(inputs, output, recursive, ext, suffix, skip_existing, overwrite, device, threads)
@@ -77,7 +81,7 @@ def restore(
             run.write(report)
         raise typer.Exit(1 if run.count("refused") else 0)
 
-    restorer = _load_restorer(model, device, precision, tile_arg, tile_overlap, tile_batch, backend, threads, compile, cuda_graphs)
+    restorer = _load_restorer(model, device, precision, tile_arg, tile_overlap, tile_batch, backend, threads, compile, cuda_graphs, scale_arg)
     for job in jobs:
         if job.error:
             err.print(f"[red]failed:[/] {job.src}: {job.error}", soft_wrap=True)
@@ -148,8 +152,18 @@ def _check_report_path(report: Path | None, jobs: list["Job"]) -> None:
         raise fail(f"--report {report}: is a folder; give a file name such as report.json", 2)
 
 
+def _parse_scale(scale: str) -> int | str:
+    from ..options import parse_scale
+
+    try:
+        return parse_scale(scale)
+    except ValueError as e:
+        raise fail(f"--{e}", 2) from None
+
+
 def _load_restorer(model: str, device: str, precision: str, tile: int | str | None, overlap: int | None,
-                   tile_batch: int | None, backend: str, threads: int | None, compile: bool, cuda_graphs: bool) -> "Restorer":
+                   tile_batch: int | None, backend: str, threads: int | None, compile: bool, cuda_graphs: bool,
+                   scale: int | str | None = None) -> "Restorer":
     import contextlib
 
     from rich.markup import escape
@@ -166,7 +180,7 @@ def _load_restorer(model: str, device: str, precision: str, tile: int | str | No
         with busy:
             return Restorer.from_pretrained(
                 model, device=device, precision=precision, tile=tile, overlap=overlap, tile_batch=tile_batch,
-                backend=backend, threads=threads, compile=compile, cuda_graphs=cuda_graphs, on_message=say,
+                backend=backend, threads=threads, compile=compile, cuda_graphs=cuda_graphs, on_message=say, scale=scale,
             )
     except (ModelError, ValueError) as e:
         raise fail(str(e)) from None

@@ -11,7 +11,8 @@ cannot change a photo's tone.
 - :class:`ContextEncoder`: thumbnail -> descriptor vector (N, dim);
 - :class:`FiLMBlock`: a NAF block whose first normalisation is scaled and shifted per channel
   by the descriptor, zero-initialised (a fresh one computes exactly its NAF block);
-- :func:`guided_upsample`: the fast guided filter (He & Sun 2015) in export-friendly torch ops;
+- :func:`guided_upsample`: the fast guided filter (He & Sun 2015) in export-friendly torch ops
+  (:func:`guided_coefficients`: its low-resolution half);
 - :class:`GlobalFix`: a per-pixel affine colour transform (3x4, HDRNet-style) or haze physics
   ``J = I + k (I - A)`` (``k = 1/t - 1``) predicted at low resolution, zero-initialised.
 """
@@ -137,14 +138,22 @@ def guided_upsample(p: torch.Tensor, guide_lo: torch.Tensor, guide: torch.Tensor
     guide has an edge changes at that edge, not in a blurred band around it (what a bilinear
     upsampling of ``p`` gives). A field of zeros gives exactly zeros. Float32 throughout.
     """
+    a, b = guided_coefficients(p, guide_lo, radius, eps)
+    return torch.addcmul(_upsample(b, factor, guide), _upsample(a, factor, guide), guide.float())
+
+
+def guided_coefficients(p: torch.Tensor, guide_lo: torch.Tensor, radius: int = 2, eps: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """The low-resolution half of :func:`guided_upsample`: the smoothed local fit
+    ``p ~ a * guide_lo + b`` per channel, (a, b) at ``p``'s resolution, float32. Upsampled
+    bilinearly and applied as ``a * guide + b`` they give :func:`guided_upsample`'s field
+    (callers that need bounded memory apply them in strips)."""
     p, g = p.float(), guide_lo.float()
     mg, mp = _box(g, radius), _box(p, radius)
     cov = _box(g * p, radius) - mg * mp
     var = _box(g * g, radius) - mg * mg
     a = cov / (var + eps)
     b = mp - a * mg
-    a, b = _box(a, radius), _box(b, radius)
-    return torch.addcmul(_upsample(b, factor, guide), _upsample(a, factor, guide), guide.float())
+    return _box(a, radius), _box(b, radius)
 
 
 class GlobalFix(nn.Module):

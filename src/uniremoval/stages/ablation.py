@@ -12,11 +12,16 @@ Every row shares the base config (same seed, so the same batches in the same ord
 steps, same schedule); only the loss weights differ. The table also has the input (do
 nothing) and each teacher on its own kind, all on one fixed synthetic evaluation set.
 A rerun resumes unfinished rows and re-evaluates.
+
+An untaught kind (``untaught: [clean]``) is evaluated like the others: its column says what
+each row does to photos that need nothing (input PSNR ``inf``: the input is the target). The
+mean columns average the degraded kinds only, so that every row's mean covers the same kinds.
 """
 from __future__ import annotations
 
 import copy
 import json
+import math
 import platform
 import time
 from pathlib import Path
@@ -65,9 +70,24 @@ def _fmt(v: float | None, digits: int) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def markdown(results: dict[str, Any], kinds: Sequence[str]) -> str:
-    """The table: one row per method, PSNR/SSIM per kind and their means."""
-    head = "| row | " + " | ".join(f"{k} PSNR | {k} SSIM" for k in kinds) + " | mean PSNR | mean SSIM |"
+def _json_safe(o: Any) -> Any:
+    """``o`` with infinite floats as "inf" (strict JSON has no infinity; an identical input's
+    PSNR is one)."""
+    if isinstance(o, float) and math.isinf(o):
+        return "inf" if o > 0 else "-inf"
+    if isinstance(o, dict):
+        return {k: _json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_json_safe(v) for v in o]
+    return o
+
+
+def markdown(results: dict[str, Any], kinds: Sequence[str], averaged: Sequence[str] | None = None) -> str:
+    """The table: one row per method, PSNR/SSIM per kind and their means over ``averaged``
+    (default: every kind)."""
+    averaged = list(kinds) if averaged is None else list(averaged)
+    which = "" if averaged == list(kinds) else f" ({', '.join(averaged)})"
+    head = "| row | " + " | ".join(f"{k} PSNR | {k} SSIM" for k in kinds) + f" | mean PSNR{which} | mean SSIM{which} |"
     sep = "|---|" + "---:|---:|" * len(kinds) + "---:|---:|"
     lines = [head, sep]
     for row in results["rows"]:
@@ -76,10 +96,10 @@ def markdown(results: dict[str, Any], kinds: Sequence[str]) -> str:
         for k in kinds:
             m = row["per_kind"].get(k)
             cells += [_fmt(m["psnr"] if m else None, 2), _fmt(m["ssim"] if m else None, 4)]
-            if m:
+            if m and k in averaged:
                 ps.append(m["psnr"])
                 ss.append(m["ssim"])
-        full = len(ps) == len(kinds)
+        full = len(ps) == len(averaged) > 0
         cells += [_fmt(sum(ps) / len(ps) if full else None, 2), _fmt(sum(ss) / len(ss) if full else None, 4)]
         lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -149,7 +169,8 @@ def run_ablation(
             "base_config": to_dict(base),
         }
     )
-    (out / "ablation.json").write_text(json.dumps(results, indent=2, default=str))
+    results["mean_over"] = degraded = [k for k in kinds if k not in base.untaught] or list(kinds)
+    (out / "ablation.json").write_text(json.dumps(_json_safe(results), indent=2, default=str, allow_nan=False))
     md = out / "ablation.md"
-    md.write_text(markdown(results, kinds))
+    md.write_text(markdown(results, kinds, degraded))
     return md
