@@ -113,6 +113,7 @@ def load_method(spec: str, device: str = "auto", tile: int | str | None = "auto"
         "kinds": cfg.kinds,
         "provenance": cfg.provenance,
         "device": str(restorer.device),
+        "scale": restorer.engine.scale,
     }
     return Method(json_path.stem, restorer.restore_pixels, info)
 

@@ -91,7 +91,9 @@ def write_md(path: Path, summary: dict[str, Any], metric_names: Sequence[str]) -
             f"Versions: uniremoval {env['uniremoval']}, torch {env['torch']}, numpy {env['numpy']}, python {env['python']}; seed {env['seed']}", ""]
     def describe(info: dict[str, Any]) -> str:
         if info.get("type") == "model":
-            return f"model `{info['path']}`, weights sha256 `{info['weights_sha256'][:16]}`"
+            scale = info.get("scale", 1)
+            at = "" if scale == 1 else f", working scale {scale} (`--scale`)"
+            return f"model `{info['path']}`, weights sha256 `{info['weights_sha256'][:16]}`{at}"
         if info.get("type") == "per-kind":
             return "per kind: " + "; ".join(f"{k}: {describe(v)}" for k, v in info["by_kind"].items())
         return f"baseline, {info.get('description', '')}"
