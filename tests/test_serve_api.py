@@ -126,6 +126,10 @@ def test_options_format_quality_tiling_and_raw_body(make_client: Callable[..., T
     res = client.post("/v1/restore", files={"file": ("t.png", data)}, data={"tile": "32", "tile_overlap": "8"})
     assert res.status_code == 200
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(res.content))), np.asarray(Image.open(io.BytesIO(data))))
+    # At a working scale the identity's (zero) change is carried up: the same pixels again.
+    res = client.post("/v1/restore?scale=2", files={"file": ("t.png", data)})
+    assert res.status_code == 200
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(res.content))), np.asarray(Image.open(io.BytesIO(data))))
     # A raw image body (no multipart); the default output format follows the content.
     res = client.post("/v1/restore", content=jpeg_bytes(), headers={"content-type": "application/octet-stream"})
     assert res.status_code == 200 and res.headers["content-type"] == "image/jpeg"
@@ -166,6 +170,8 @@ def test_malformed_images_are_400(make_client: Callable[..., TestClient]) -> Non
         ({"jpeg_quality": "0"}, "jpeg_quality"),
         ({"tile": "big"}, "tile"),
         ({"tile": "32", "tile_overlap": "64"}, "overlap"),
+        ({"scale": "0"}, "scale"),
+        ({"scale": "huge"}, "scale"),
     ],
 )
 def test_bad_options_are_400(make_client: Callable[..., TestClient], fields: dict[str, str], needle: str) -> None:

@@ -100,7 +100,7 @@ async def check_upload(
     height, width = await gate.check(probe_image, upload.data, sniffed, settings, deadline=deadline)
     try:
         # The tile plan depends only on the options and the size: a bad pair fails here.
-        restorer_with_tiling(restorer, opts.tile, opts.tile_overlap).engine.plan(height, width)
+        restorer_with_tiling(restorer, opts.tile, opts.tile_overlap, opts.scale).engine.plan(height, width)
     except ValueError as e:
         raise ApiError(400, "bad_option", str(e)) from None
     return opts, sniffed

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ..image_io import FORMATS
-from ..options import parse_tile
+from ..options import parse_scale, parse_tile
 from ..restorer import Restorer
 from .errors import ApiError
 from .settings import ServeSettings
@@ -21,12 +21,14 @@ class RestoreOptions:
     """Per-request options, the same as the CLI's (device and precision are the server's).
 
     ``tile``: None = the server's setting, ``"auto"``, 0 (never tile) or a size in pixels.
+    ``scale``: None = the server's setting, ``"auto"`` or a working-resolution factor.
     """
 
     fmt: str | None = None
     jpeg_quality: int = 95
     tile: int | str | None = None
     tile_overlap: int | None = None
+    scale: int | str | None = None
 
 
 def parse_options(fields: Mapping[str, str], settings: ServeSettings) -> RestoreOptions:
@@ -49,7 +51,12 @@ def parse_options(fields: Mapping[str, str], settings: ServeSettings) -> Restore
     except ValueError as e:
         raise ApiError(400, "bad_option", str(e)) from None
     overlap = _int_option(fields, "tile_overlap", 0, MAX_TILE_OVERLAP) if fields.get("tile_overlap") else None
-    return RestoreOptions(fmt, quality, tile, overlap)
+    raw_scale = (fields.get("scale") or "").strip()
+    try:
+        scale = parse_scale(raw_scale) if raw_scale else None
+    except ValueError as e:
+        raise ApiError(400, "bad_option", str(e)) from None
+    return RestoreOptions(fmt, quality, tile, overlap, scale)
 
 
 def _int_option(fields: Mapping[str, str], name: str, lo: int, hi: int) -> int:
@@ -63,10 +70,11 @@ def _int_option(fields: Mapping[str, str], name: str, lo: int, hi: int) -> int:
     return value
 
 
-def restorer_with_tiling(restorer: Restorer, tile: int | str | None, overlap: int | None) -> Restorer:
+def restorer_with_tiling(restorer: Restorer, tile: int | str | None, overlap: int | None, scale: int | str | None = None) -> Restorer:
     """A restorer sharing ``restorer``'s network (no reload, no copy of weights) with its
-    own tiling settings, so concurrent requests with different options cannot race."""
-    engine = restorer.engine.with_tiling(tile, overlap)
+    own tiling and working-scale settings, so concurrent requests with different options
+    cannot race."""
+    engine = restorer.engine.with_tiling(tile, overlap, scale)
     if engine is restorer.engine:
         return restorer
     clone = copy.copy(restorer)

@@ -63,7 +63,7 @@ def restore_bytes(
             raise decode_error(e, sniffed, settings) from None
         if cancel.is_set():
             raise Cancelled()
-        worker = restorer_with_tiling(restorer, opts.tile, opts.tile_overlap)
+        worker = restorer_with_tiling(restorer, opts.tile, opts.tile_overlap, opts.scale)
         try:
             worker.engine.plan(img.height, img.width)
         except ValueError as e:
