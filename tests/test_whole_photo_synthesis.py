@@ -78,6 +78,30 @@ def test_scale_upsamples_the_whole_photo_just_enough(tmp_path: Path) -> None:
         SyntheticPairs(d, crop=None, whole=True)
 
 
+def test_bits_round_both_images_after_the_resize(tmp_path: Path) -> None:
+    """At scale > 1 a pair is resized, so it is float; ``bits=8`` puts both images back on the
+    8-bit grid a photo file has, changing them by at most half a level, and the clean kind
+    stays input == target."""
+    d = _photo(tmp_path)
+    kw = {"kinds": ("haze", "clean"), "crop": 24, "seed": 1, "length": 4, "whole": True, "scales": (2.5, 2.5)}
+    plain, eight = SyntheticPairs(d, **kw), SyntheticPairs(d, bits=8, **kw)
+    for i in range(4):
+        a, b = plain[i], eight[i]
+        for key in ("input", "target"):
+            on_grid = torch.isclose(a[key] * 255, torch.round(a[key] * 255), atol=1e-3).float().mean()
+            assert on_grid < 0.5  # resized: float
+            assert torch.equal(b[key], torch.round(b[key] * 255) / 255)
+            assert float((a[key] - b[key]).abs().max()) <= 0.5 / 255 + 1e-6
+        assert b["params"]["bits"] == 8 and "bits" not in a["params"]
+        if b["kind"] == "clean":
+            assert torch.equal(b["input"], b["target"])
+    with pytest.raises(ValueError, match="bits"):
+        SyntheticPairs(d, bits=0, **kw)
+    with pytest.raises(ConfigError, match="data.bits"):
+        StageDataConfig(bits=24).check("data", "crop")
+    assert StageDataConfig(bits=8).synthesis(None)["bits"] == 8
+
+
 def test_thumbnail_context_is_the_networks_thumbnail() -> None:
     photo = torch.rand(3, 40, 70)
     ctx = ThumbnailContext(16)(photo)
@@ -87,8 +111,8 @@ def test_thumbnail_context_is_the_networks_thumbnail() -> None:
 def test_data_config_turns_whole_photo_on_for_context_networks() -> None:
     on = StageDataConfig().synthesis(32)
     assert on["whole"] and isinstance(on["context"], ThumbnailContext) and on["context"].size == 32
-    assert StageDataConfig().synthesis(None) == {"whole": False, "context": None}
-    assert StageDataConfig(whole_photo=True).synthesis(None) == {"whole": True, "context": None}
+    assert StageDataConfig().synthesis(None) == {"whole": False, "context": None, "bits": None}
+    assert StageDataConfig(whole_photo=True).synthesis(None) == {"whole": True, "context": None, "bits": None}
     with pytest.raises(ConfigError, match="whole_photo"):
         StageDataConfig(whole_photo=False).synthesis(32)
 

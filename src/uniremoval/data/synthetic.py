@@ -67,6 +67,9 @@ class SyntheticPairs(Dataset, ManifestMixin):
     that reads the whole photo gets at inference (e.g. ``nets.thumbnail``). The data layer
     takes it as a function so it does not depend on the networks.
 
+    With `bits` (e.g. 8), both images are rounded to that many bits last, after any resize: the
+    input then has the quantisation steps of the photo files the network restores.
+
     Unreadable files in the clean folder are skipped at construction and listed in
     ``self.skipped`` as ``(path, reason)``.
 
@@ -91,6 +94,7 @@ class SyntheticPairs(Dataset, ManifestMixin):
         whole: bool = False,
         context: Callable[[torch.Tensor], torch.Tensor] | None = None,
         max_whole_pixels: int = 4_000_000,
+        bits: int | None = None,
     ) -> None:
         self.registry = registry or REGISTRY
         self.kinds = tuple(kinds)
@@ -122,6 +126,9 @@ class SyntheticPairs(Dataset, ManifestMixin):
         if self.whole and crop is None:
             raise ValueError("whole-photo synthesis needs a crop size")
         self.max_whole_pixels = int(max_whole_pixels)
+        if bits is not None and not 1 <= int(bits) <= 16:
+            raise ValueError(f"bits must be 1..16 or None, got {bits}")
+        self.bits = None if bits is None else int(bits)
 
     def __len__(self) -> int:
         return self.length
@@ -253,6 +260,13 @@ class SyntheticPairs(Dataset, ManifestMixin):
             img, degraded, record, ctx = self._whole_item(self._load(j), kind, rng, info)
         else:
             img, degraded, record = self._crop_item(self._load(j), kind, rng, info)
+        if self.bits:
+            # A photo reaches the network as an 8-bit file; a pair resized from its synthesis
+            # size is float, so without this the network never sees quantisation steps, which
+            # a dense-haze sky's few levels are made of (and which it then amplifies).
+            q = float(2**self.bits - 1)
+            img, degraded = np.round(img * q) / q, np.round(degraded * q) / q
+            info["bits"] = self.bits
         record["seed"] = seed
         record.update(info)
         item = {

@@ -56,6 +56,9 @@ class StageDataConfig:
     #: network reads the whole photo (it then gets that photo's thumbnail with every crop);
     #: set it true to give a network without context the same data (equal-data ablations).
     whole_photo: bool | None = None
+    #: Round both images of every pair to this many bits after the last resize (8: the input
+    #: a photo file gives at inference; null: float, as synthesised and resized).
+    bits: int | None = None
 
     #: Old key -> current field; :func:`~uniremoval.train.config.from_dict` reads the old one.
     RENAMED: ClassVar[dict[str, str]] = {}
@@ -72,6 +75,8 @@ class StageDataConfig:
             ok = isinstance(self.scales, (list, tuple)) and len(self.scales) == 2
             if not ok or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.scales) or not 1 <= self.scales[0] <= self.scales[1] <= 8:
                 raise ConfigError(f"{where}.scales: give [lo, hi] with 1 <= lo <= hi <= 8, or null")
+        if self.bits is not None and (isinstance(self.bits, bool) or not isinstance(self.bits, int) or not 1 <= self.bits <= 16):
+            raise ConfigError(f"{where}.bits: give 1..16 (8 for photo files), or null")
 
     def synthesis(self, context_size: int | None) -> dict[str, Any]:
         """``SyntheticPairs`` keywords for a network whose descriptor has ``context_size``:
@@ -80,7 +85,7 @@ class StageDataConfig:
         whole = ctx is not None if self.whole_photo is None else bool(self.whole_photo)
         if ctx is not None and not whole:
             raise ConfigError("data.whole_photo: false, but the network reads the whole photo (its context needs whole-photo synthesis)")
-        return {"whole": whole, "context": ctx}
+        return {"whole": whole, "context": ctx, "bits": self.bits}
 
     def train_scales(self) -> tuple[float, float] | None:
         """``scales`` as ``SyntheticPairs`` takes it."""
