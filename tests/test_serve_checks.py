@@ -191,7 +191,7 @@ def test_serve_help_quotes_the_engines_defaults() -> None:
     assert "(64, at most" not in text
 
 
-@pytest.mark.parametrize("args, needle", [(["--tile", "8"], "at least 16"), (["--tile", "big"], "tile 'big'")])
+@pytest.mark.parametrize("args, needle", [(["--tile", "8"], "at least 16"), (["--tile", "big"], "tile 'big'"), (["--scale", "0"], "scale '0'")])
 def test_serve_cli_refuses_bad_tile(args: list[str], needle: str) -> None:
     from typer.testing import CliRunner
 
@@ -207,3 +207,12 @@ def test_build_app_refuses_unknown_device(identity_model: Path) -> None:
 
     with pytest.raises(ValueError, match="use auto, cpu, cuda"):
         build_app(str(identity_model), device="tpu9")
+
+
+def test_build_app_takes_the_working_scale(identity_model: Path) -> None:
+    from uniremoval.cli.serve_cmds import build_app
+
+    assert build_app(str(identity_model), device="cpu", scale="auto").state.restorer.engine.scale == "auto"
+    assert build_app(str(identity_model), device="cpu").state.restorer.engine.scale == 1
+    with pytest.raises(ValueError, match="scale"):
+        build_app(str(identity_model), device="cpu", scale="0")

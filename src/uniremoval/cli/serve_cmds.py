@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..options import DEFAULT_OVERLAP, DEFAULT_TILE, DEFAULT_TILE_BATCH, MIN_TILE, parse_tile, per_device, resolve_device
+from ..options import DEFAULT_OVERLAP, DEFAULT_SCALE, DEFAULT_TILE, DEFAULT_TILE_BATCH, MIN_TILE, parse_scale, parse_tile, per_device, resolve_device
 from ._console import fail as _fail
 
 #: Help texts quote the engine's real per-device defaults (uniremoval.options), never a copy.
@@ -35,11 +35,13 @@ def build_app(
     tile_overlap: int | None = None,
     tile_batch: Optional[int] = None,
     max_concurrent: Optional[int] = None,
+    scale: str | int | None = None,
     **limits: Any,
 ) -> Any:
     """Load the model once and build the FastAPI app around it: what ``serve`` runs (tests
-    call it too). ``tile`` and ``device`` are read by :func:`~uniremoval.options.parse_tile`
-    and :func:`~uniremoval.options.resolve_device`, the same as every other command's.
+    call it too). ``tile``, ``scale`` and ``device`` are read by
+    :func:`~uniremoval.options.parse_tile`, :func:`~uniremoval.options.parse_scale` and
+    :func:`~uniremoval.options.resolve_device`, the same as every other command's.
     ``max_concurrent`` defaults to 1 on a CPU (one job already uses every core) and 2 on a
     GPU; ``limits`` are the other :class:`ServeSettings` fields.
 
@@ -53,7 +55,8 @@ def build_app(
 
     tile_arg = parse_tile(tile)
     restorer = Restorer.from_pretrained(
-        model, device=resolve_device(device), precision=precision, tile=tile_arg, overlap=tile_overlap, tile_batch=tile_batch
+        model, device=resolve_device(device), precision=precision, tile=tile_arg, overlap=tile_overlap, tile_batch=tile_batch,
+        scale=parse_scale(scale),
     )
     concurrent = max_concurrent or (1 if restorer.device.type == "cpu" else 2)
     return create_app(restorer, ServeSettings(max_concurrent=concurrent, **limits))
@@ -72,6 +75,7 @@ def register(app: typer.Typer) -> None:
         tile: str = typer.Option("auto", help=TILE_HELP),
         tile_overlap: Optional[int] = typer.Option(None, help=OVERLAP_HELP),
         tile_batch: Optional[int] = typer.Option(None, help=TILE_BATCH_HELP),
+        scale: str = typer.Option(str(DEFAULT_SCALE), metavar="SCALE", help="Default working resolution: 1 (full), a factor d, or auto, as 'restore --scale' (requests may override)."),
         max_upload_mb: float = typer.Option(50.0, help="Largest accepted upload in MiB (413 above)."),
         max_pixels: int = typer.Option(40_000_000, help="Largest accepted image in pixels (413 above)."),
         max_concurrent: Optional[int] = typer.Option(None, help="Images restored at once (default: 1 on CPU, 2 on a GPU)."),
@@ -92,6 +96,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             parse_tile(tile)
+            parse_scale(scale)
         except ValueError as e:
             raise _fail(f"--{e}", 2)
         if threads:
@@ -100,7 +105,7 @@ def register(app: typer.Typer) -> None:
             torch.set_num_threads(threads)
         try:
             api = build_app(
-                model, device, precision, tile, tile_overlap, tile_batch, max_concurrent,
+                model, device, precision, tile, tile_overlap, tile_batch, max_concurrent, scale,
                 max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels,
                 queue_size=queue_size, request_timeout_s=timeout,
             )
