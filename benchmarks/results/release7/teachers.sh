@@ -8,8 +8,8 @@
 # Resumable: rerun the same command after an interruption. Checkpoints, logs and the exported
 # teacher (model file + sha256) go under $OUT (outside the repo).
 # Usage: teachers.sh KIND...   (KIND: haze | rain | blur)   env: STEPS (default 3000), OUT, DATA,
-#   VARIANT (a name for an A/B arm: teacher_KIND_VARIANT) with RAIN (extra rain parameters, YAML
-#   flow entries, e.g. RAIN="p_r6_streaks: 0.5").
+#   VARIANT (a name for an A/B arm: teacher_KIND_VARIANT) with RAIN or BLUR (extra rain / blur
+#   parameters, YAML flow entries, e.g. RAIN="p_r6_streaks: 0.5", BLUR="camera: {p_highlights: 0.0}").
 set -euo pipefail
 cd "$(dirname "$0")"
 STEPS=${STEPS:-3000}
@@ -24,7 +24,7 @@ for kind in "$@"; do
   $U train transfer --config teacher.yaml \
     --set run.steps=$STEPS --set run.name=$rn --set "kinds=[$kind]" \
     --set "data.clean_dir=$D/clean/train" --set "data.val_dir=$D/clean/val" \
-    --set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06${RAIN:+, $RAIN}}}}" \
+    --set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06${RAIN:+, $RAIN}}${BLUR:+, blur: {$BLUR}}}}" \
     --set "model.init=$R6" --set run.out_dir=$OUT/$n 2>&1 | tee -a $OUT/$n.log
   f=$(ls -t $OUT/$n/$rn/export/*.json 2>/dev/null | head -1 || true)
   [ -n "$f" ] && sha256sum "${f%.json}.safetensors" "$f" | tee $OUT/$n.sha256
