@@ -23,6 +23,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .nets import pad_to_multiple
 from .nets.globalctx import guided_coefficients
 
 #: Long side (px) a photo is brought near by ``scale="auto"`` (the training photos' size).
@@ -50,14 +51,9 @@ def auto_factor(height: int, width: int, side: int = WORK_SIDE) -> int:
 
 def downscale(x: torch.Tensor, factor: int) -> torch.Tensor:
     """(3, H, W) -> (3, ceil(H/f), ceil(W/f)): the area mean of ``factor`` x ``factor`` cells,
-    the photo mirrored at the bottom and right to a multiple of ``factor`` first."""
-    h, w = x.shape[-2:]
-    ph, pw = -h % factor, -w % factor
-    if ph or pw:
-        # Reflect padding needs the pad smaller than the side; tiny photos repeat their edge.
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x[None], (0, pw, 0, ph), mode=mode)[0]
-    return F.avg_pool2d(x[None].float(), factor)[0]
+    the photo mirrored at the bottom and right to a multiple of ``factor`` first (as the
+    engine pads for the network: :func:`uniremoval.nets.pad_to_multiple`)."""
+    return F.avg_pool2d(pad_to_multiple(x, factor)[0][None].float(), factor)[0]
 
 
 def carry_up(x: torch.Tensor, x_lo: torch.Tensor, y_lo: torch.Tensor, factor: int,
