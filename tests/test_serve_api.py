@@ -431,3 +431,20 @@ def test_real_server_survives_bad_clients(identity_model: Path) -> None:
         res = httpx.post(f"{base}/v1/restore", files={"file": ("a.png", png_bytes())}, timeout=20)
         assert res.status_code == 200
         assert httpx.get(f"{base}/healthz", timeout=5).json()["in_flight"] == 0
+
+
+def test_every_working_resolution_the_page_offers_is_accepted(make_client: Callable[..., TestClient]) -> None:
+    import re
+
+    client = make_client()
+    page = client.get("/").text
+    block = re.search(r'<select id="scale">(.*?)</select>', page, re.S)
+    assert block, "the page has no working-resolution choice"
+    values = [v for v in re.findall(r'<option value="([^"]*)"', block.group(1)) if v]
+    assert {"1", "auto"} <= set(values)
+    assert 'form.append("scale"' in page
+    data = png_bytes(40, 56)
+    for v in values:
+        res = client.post("/v1/restore", files={"file": ("t.png", data)}, data={"scale": v})
+        assert res.status_code == 200, (v, res.text)
+        assert Image.open(io.BytesIO(res.content)).size == (56, 40)
