@@ -1,11 +1,7 @@
 """Full-resolution (x, release-6 output, target) of the own fixed r6 pairs (48/kind), 24 r7 pairs/kind,
 the clean val photos, and external_val (validation only: never used for choosing)."""
-import os
-from pathlib import Path as _P
-D = _P(os.environ.get("DATA", _P(__file__).resolve().parents[4] / "../shared/data"))
-TONE = _P(os.environ.get("TONE", _P.home() / ".cache/uniremoval/release7/tone"))
+from paths import D, TONE
 import numpy as np, torch
-from pathlib import Path
 from uniremoval.data import SyntheticPairs
 from uniremoval.degrade import Registry
 from uniremoval.data.io import read_image

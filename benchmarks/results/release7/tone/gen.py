@@ -1,11 +1,7 @@
 """Triples (degraded x, release-6 output o, clean t) of whole training photos, stored as 96x96
 area thumbnails (float16) in shards: data for a post-network tone head. Resumable by shard."""
-import os
-from pathlib import Path as _P
-D = _P(os.environ.get("DATA", _P(__file__).resolve().parents[4] / "../shared/data"))
-TONE = _P(os.environ.get("TONE", _P.home() / ".cache/uniremoval/release7/tone"))
+from paths import D, TONE
 import sys, time, numpy as np, torch, torch.nn.functional as F
-from pathlib import Path
 from uniremoval.degrade import Registry
 from uniremoval.degrade._common import resize
 from uniremoval.data.synthetic import scan_clean

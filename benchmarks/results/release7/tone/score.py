@@ -1,13 +1,14 @@
 """Apply tone heads to release 6's full-resolution outputs (evalcache.py) and print PSNR, the paired
 difference to release 6 with a bootstrap 95 % interval over photos, and images improved.
 Usage: score.py NAME:ARCH ..."""
-import os
-from pathlib import Path as _P
-D = _P(os.environ.get("DATA", _P(__file__).resolve().parents[4] / "../shared/data"))
-TONE = _P(os.environ.get("TONE", _P.home() / ".cache/uniremoval/release7/tone"))
-import sys, numpy as np, torch
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from paths import TONE
+import sys
+from pathlib import Path
+
+import numpy as np, torch
 from tonehead import ToneHead, ToneStats, thumb
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # benchmarks/
+from synthetic_eval import bootstrap
 torch.set_num_threads(2)
 raw = torch.load(TONE / "evalcache.pt", weights_only=True)
 sets = {k: [(x.numpy(), o.numpy(), t.numpy(), g) for x, o, t, g in zip(v["x"], v["o"], v["t"], v["g"])] for k, v in raw.items()}
@@ -19,11 +20,6 @@ for spec in sys.argv[1:]:
     net.load_state_dict(ck["sd"]); net.norm = ck["norm"]; net.eval(); nets[n] = net
 def psnr(a, b): return 10 * np.log10(1 / max(np.mean((np.clip(a, 0, 1) - b) ** 2), 1e-10))
 rng = np.random.default_rng(0)
-def boot(d, groups):
-    keys = sorted(set(groups)); by = [np.flatnonzero(np.asarray(groups) == k) for k in keys]; ms = []
-    for _ in range(2000):
-        pick = np.concatenate([by[i] for i in rng.integers(len(keys), size=len(keys))]); ms.append(d[pick].mean())
-    return np.percentile(ms, [2.5, 97.5])
 for sname, rows in sets.items():
     base, inp = [], []; res = {n: [] for n in nets}; groups = [r[3] for r in rows]
     for x, o, t, _ in rows:
@@ -35,6 +31,6 @@ for sname, rows in sets.items():
             res[n].append(psnr(y, t))
     s = f"{sname:18s} n={len(rows):3d} input {np.mean(inp):6.2f} r6 {np.mean(base):6.2f}"
     for n in nets:
-        d = np.array(res[n]) - np.array(base); lo, hi = boot(d, groups)
+        d = np.array(res[n]) - np.array(base); lo, hi = bootstrap(d, groups, 2000, rng)
         s += f" | {n} {np.mean(res[n]):6.2f} ({np.mean(d):+.2f} [{lo:+.2f},{hi:+.2f}] {int((d>0).sum())}/{len(d)})"
     print(s, flush=True)

@@ -1,11 +1,7 @@
 """Train a tone head on the thumbnails of gen.py (photos with index % 7 == 0 held out; their PSNR change
 per kind printed every 500 steps). Usage: train.py NAME conv|conv16|stats|statsgrid STEPS DIR[,DIR] [WEIGHT_DECAY]."""
-import os
-from pathlib import Path as _P
-D = _P(os.environ.get("DATA", _P(__file__).resolve().parents[4] / "../shared/data"))
-TONE = _P(os.environ.get("TONE", _P.home() / ".cache/uniremoval/release7/tone"))
+from paths import TONE
 import sys, glob, numpy as np, torch, time
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tonehead import ToneHead, ToneStats, _feats
 torch.manual_seed(0); torch.set_num_threads(1)
 name, arch, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]); dirs = sys.argv[4].split(",")
