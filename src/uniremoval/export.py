@@ -112,6 +112,11 @@ def export_onnx(
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     net = loaded.net.eval().float()
     desc = nets.descriptor(net)
+    if desc.photo_prior:
+        # The prior reads the whole photo and runs in PyTorch before the tiles (the engine's
+        # `prior`); the graph is the tiled body.
+        net = net.body
+        desc = nets.descriptor(net)
     m = desc.size_multiple
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -122,6 +122,8 @@ class Engine:
             1/d, carry the change up), or ``"auto"`` (d from the photo's size,
             :func:`uniremoval.workscale.auto_factor`; 1 up to 724 px); None: the default
             (:data:`uniremoval.options.DEFAULT_SCALE`).
+        prior: a photo prior (:mod:`uniremoval.nets.hazeprior`) run once on the whole photo
+            first; a ``photo_prior`` net's own (only its body is tiled), or given for ONNX.
     """
 
     def __init__(
@@ -138,8 +140,13 @@ class Engine:
         compile: bool = False,
         cuda_graphs: bool = False,
         scale: int | str | None = None,
+        prior: nn.Module | None = None,
     ) -> None:
         self.scale = parse_scale(scale)
+        if prior is None and isinstance(net, nn.Module) and nets.descriptor(net).photo_prior:
+            # body(prior(x)): the prior reads the whole photo once, only the body is tiled.
+            prior, net = net.prior, net.body
+        self.prior = prior
         self.device = select_device(device) if isinstance(device, str) else device
         self.is_torch = isinstance(net, nn.Module)
         if not self.is_torch:
@@ -170,6 +177,8 @@ class Engine:
         if kind == "cuda" and deterministic:
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
+        if self.prior is not None:
+            self.prior = self.prior.eval().float().to(self.device)
         if isinstance(net, nn.Module):
             net = net.eval().to(self.device)
             if channels_last:
@@ -348,6 +357,8 @@ class Engine:
         if x.dim() != 3:
             raise ValueError(f"expected a (C, H, W) tensor, got shape {tuple(x.shape)}")
         x = x.float().cpu()
+        if self.prior is not None:
+            x = self.prior.apply_photo(x.to(self.device)).cpu()
         d = self.work_factor(x.shape[1], x.shape[2])
         if d > 1:
             lo = downscale(x, d)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
-from . import image_io
+from . import image_io, nets
 from .image_io import Image
 from .infer import Engine
 from .modelfile import DEFAULT_MODEL, LoadedModel, load_model
@@ -62,11 +62,14 @@ class Restorer:
             torch.set_num_threads(threads)
         model = load_model(name_or_path)
         net: Any = model.net
+        prior = None
         if backend == "onnxruntime":
+            if nets.descriptor(net).photo_prior:
+                prior = net.prior  # runs in PyTorch on the whole photo; the graph is the body
             from .export import OnnxNet, cached_onnx
 
             net = OnnxNet(cached_onnx(model, on_message=on_message), threads=threads, device=str(device))
-        engine = Engine(net, device=device, precision=precision, tile=tile, overlap=overlap, tile_batch=tile_batch, compile=compile, cuda_graphs=cuda_graphs, scale=scale)
+        engine = Engine(net, device=device, precision=precision, tile=tile, overlap=overlap, tile_batch=tile_batch, compile=compile, cuda_graphs=cuda_graphs, scale=scale, prior=prior)
         return cls(model, engine)
 
     @property

@@ -7,7 +7,9 @@
 # ground-truth term only), same data (r7 ranges, scales 1-4, Garg & Nayar streaks, clean
 # photos, whole-photo synthesis for every arm), same seed, steps and batch. Resumable: rerun.
 # r6ctx_cam: r6ctx on r7 with a camera stage (noise, gamma, JPEG) after haze and rain.
-# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | uninet | uninet_noctx; default: the first round's four)
+# r6prior: release 6 behind the haze prior (haze-prior, prior frozen), from the model file
+# PRIOR_MODEL that release7/hazephys/make_model.py writes (release 6's body + the trained prior).
+# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | uninet | uninet_noctx; default: the first round's four)
 set -euo pipefail
 cd "$(dirname "$0")"
 STEPS=${STEPS:-2000}
@@ -30,6 +32,8 @@ for arm in "${arms[@]}"; do
     r6ctx) a=(--set model.arch=nafnet-ctx --set "model.init=$R6" --set model.warm_start=true "${nocam[@]}") ;;
     r6ctx_cam) a=(--set model.arch=nafnet-ctx --set "model.init=$R6" --set model.warm_start=true "${cam[@]}") ;;
     uninet) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true "${nocam[@]}") ;;
+    r6prior) a=(--set model.arch=haze-prior --set 'model.args={body: nafnet-small-deep, body_args: {}}'
+             --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}" "${nocam[@]}") ;;
     uninet_noctx) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true --set 'model.args={context_dim: 0}' "${nocam[@]}") ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac

@@ -60,6 +60,12 @@ Context
     ``film``) whose freshly built weights leave the function unchanged: :func:`grow` accepts
     them as new, like new blocks, so a conditioned network starts from an unconditioned one.
 
+Photo prior
+    ``photo_prior`` is true for a network ``body(prior(x))`` whose ``prior`` reads the whole
+    photo (:class:`uniremoval.nets.hazeprior.PriorNet`): ``net.prior.apply_photo(photo)``
+    runs once per photo and only ``net.body`` is tiled. Everything else in the descriptor is
+    the body's.
+
 Modules with no registered describer (a test's own network, a wrapper of another network)
 are described from the attributes this protocol used to be implicit in: ``size_multiple``,
 ``feature_channels`` and ``receptive_radius``; an attached ``descriptor`` wins over all.
@@ -92,6 +98,7 @@ class NetDescriptor:
     context_size: int | None = None
     tile_scale: float = 1.0
     zero_init_modules: tuple[str, ...] = ()
+    photo_prior: bool = False
 
     @property
     def has_features(self) -> bool:

@@ -31,7 +31,7 @@ def register(name: str) -> Callable[[_T], _T]:
 
 def _load_builtin() -> None:
     # Imported lazily so `import uniremoval` stays cheap; each module registers on import.
-    from . import ctxnet, discriminator, nafnet, plain, projector, vgg  # noqa: F401
+    from . import ctxnet, discriminator, hazeprior, nafnet, plain, projector, vgg  # noqa: F401
 
 
 def available() -> list[str]:

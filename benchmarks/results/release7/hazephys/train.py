@@ -1,0 +1,98 @@
+"""Train PhysNet on whole-photo thumbnails with the true transmission and airlight of the
+synthesis (haze r6 + r7 without the camera stage, rain veil, clean, blur). Resumable."""
+import sys, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import *  # noqa
+from common import REC
+from torch.utils.data import IterableDataset, DataLoader, get_worker_info
+from uniremoval.data.io import read_image
+
+import os
+PHASE = os.environ.get("PHASE", "a")
+# Phase a: the first 2,800 steps. Phase b continues from a's weights with more blur (a took
+# blurred photos for thin haze) and the r7 compounds.
+KINDS = ([("r6", "haze", .30), ("r7", "haze", .25), ("r7", "clean", .15),
+          ("r6", "rain", .10), ("r7", "rain", .08), ("r6", "blur", .06), ("r7", "blur", .06)] if PHASE == "a" else
+         [("r6", "haze", .22), ("r7", "haze", .20), ("r7", "clean", .12), ("r6", "rain", .08), ("r7", "rain", .08),
+          ("r6", "blur", .10), ("r7", "blur", .10), ("r7", "haze+rain", .05), ("r7", "rain+blur", .05)])
+LR = 1e-3 if PHASE == "a" else 3e-4
+
+
+def load_photos():
+    photos = []
+    for f in sorted((D / "clean/train").iterdir()):
+        x = read_image(f); s = 384 / max(x.shape[:2])
+        photos.append((to_thumb_size(x, s) * 255).astype(np.uint8))
+    return photos
+
+
+def to_thumb_size(x, s):
+    h, w = x.shape[:2]
+    if s >= 1: return x
+    t = torch.from_numpy(x).permute(2, 0, 1)[None]
+    return F.interpolate(t, (round(h * s), round(w * s)), mode="area")[0].permute(1, 2, 0).numpy()
+
+
+class Stream(IterableDataset):
+    def __init__(self, photos, seed):
+        self.photos, self.seed = photos, seed
+        self.regs = {"r6": Registry.preset("r6"), "r7": Registry.preset("r7")}
+
+    def __iter__(self):
+        wi = get_worker_info(); rng = np.random.default_rng([self.seed, wi.id if wi else 0])
+        names = [(p, k) for p, k, _ in KINDS]; pr = np.array([w for *_, w in KINDS]); pr /= pr.sum()
+        while True:
+            img = self.photos[rng.integers(len(self.photos))].astype(np.float32) / 255
+            h, w = img.shape[:2]
+            if rng.random() < 0.5:  # a crop (the own evaluation restores 256 px crops whole)
+                s = int(rng.integers(min(h, w) // 2, min(h, w) + 1)); s2 = int(min(max(h, w), s * rng.uniform(1, 1.5)))
+                ch, cw = (s, s2) if h < w else (s2, s)
+                y, x0 = rng.integers(h - ch + 1), rng.integers(w - cw + 1); img = img[y:y + ch, x0:x0 + cw]
+            preset, kind = names[rng.choice(len(names), p=pr)]
+            REC.last = None
+            out, rec = self.regs[preset]._apply(img, kind, rng, None, camera=False)
+            t_true, a_true, known = np.ones(img.shape[:2], np.float32), np.ones(3, np.float32), 1.0
+            if kind == "haze":
+                t_true = REC.last.astype(np.float32); a_true = np.asarray(rec["airlight"], np.float32)
+            elif kind != "clean" and kind != "blur":
+                known = 0.0  # streaks: only the J loss
+            yield (to_thumb(np.clip(out, 0, 1)), to_thumb(img),
+                   F.interpolate(torch.from_numpy(t_true)[None, None], (THUMB, THUMB), mode="area")[0],
+                   torch.from_numpy(a_true), torch.tensor(known), torch.tensor(float(kind == "haze")))
+
+
+def main():
+    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 6000
+    OUT.mkdir(parents=True, exist_ok=True); ck = OUT / ("ckpt.pt" if PHASE == "a" else f"ckpt_{PHASE}.pt")
+    torch.manual_seed(0); torch.set_num_threads(2)
+    net = PhysNet(); opt = torch.optim.AdamW(net.parameters(), LR, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, LR, total_steps=steps, pct_start=0.05)
+    if PHASE != "a" and not ck.exists():
+        net.load_state_dict(torch.load(OUT / "physnet.pt", weights_only=True))
+    step = 0
+    if ck.exists():
+        s = torch.load(ck, weights_only=True); net.load_state_dict(s["net"]); opt.load_state_dict(s["opt"]); sched.load_state_dict(s["sched"]); step = s["step"]
+    photos = load_photos()
+    dl = iter(DataLoader(Stream(photos, 1000 + step + (0 if PHASE == "a" else 77)), batch_size=32, num_workers=1, persistent_workers=True, prefetch_factor=4))
+    t0, agg = time.time(), np.zeros(4)
+    while step < steps:
+        x, j, tt, at, known, hz = next(dl)
+        t, a = net(x)
+        tu = F.interpolate(t, (THUMB, THUMB), mode="bilinear", align_corners=False)
+        jh = invert(x, tu, a[:, :, None, None]).clamp(-0.5, 1.5)
+        lj = (jh - j).abs().mean()
+        lt = ((tu - tt).abs().mean((1, 2, 3)) * known).mean()
+        la = ((a - at).abs().mean(1) * hz * (1 - tt.mean((1, 2, 3)))).mean()
+        loss = lj + 0.5 * lt + 0.5 * la
+        opt.zero_grad(); loss.backward(); nn.utils.clip_grad_norm_(net.parameters(), 1.0); opt.step(); sched.step(); step += 1
+        agg += [loss.item(), lj.item(), lt.item(), la.item()]
+        if step % 100 == 0:
+            print(f"step {step} loss {agg[0]/100:.4f} J {agg[1]/100:.4f} t {agg[2]/100:.4f} A {agg[3]/100:.4f} {3200/(time.time()-t0):.1f} img/s", flush=True)
+            agg[:] = 0; t0 = time.time()
+            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step}, ck)
+    torch.save(net.state_dict(), OUT / ("physnet.pt" if PHASE == "a" else f"physnet_{PHASE}.pt"))
+
+
+if __name__ == "__main__":
+    main()

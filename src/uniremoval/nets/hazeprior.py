@@ -1,0 +1,160 @@
+"""A haze prior read from the whole photo: transmission and airlight from a thumbnail, the
+scattering model inverted at full resolution, then any restoration network on the result.
+
+Haze follows ``I = J t + A (1 - t)`` (Koschmieder): a smooth transmission ``t`` and one
+airlight ``A`` per photo. Release 6 learned haze removal as a residual on 512 px tiles and
+gets its global tone wrong (an oracle per-channel gain and offset of its output adds ~4 dB on
+the own haze pairs); the dark-channel prior gets the tone from physics but breaks on clean,
+rainy and blurred photos. :class:`HazePrior` estimates ``t`` (a 32 x 32 map) and ``A`` from a
+128 x 128 thumbnail of the WHOLE photo with a small CNN that reads the input and dark-channel
+statistics, trained on synthesis whose true ``t`` and ``A`` are known (and on clean, rainy and
+blurred photos, whose ``t`` is 1). The map is carried to full resolution by the fast guided
+filter (He & Sun 2015) on the grey photo, so haze edges follow image edges; then
+``J = (I - A) / t + A``. A photo the prior finds clear (``t`` = 1) passes unchanged.
+
+:class:`PriorNet` (architecture ``haze-prior``) puts the prior in front of a restoration
+network (``body``). On a batch of whole photos or crops its ``forward`` is
+``body(prior(x))``; the inference engine instead runs :meth:`HazePrior.apply_photo` once on
+the whole photo (in row strips: bounded memory) and tiles only the body, so every tile gets
+the photo's one transmission map and airlight (descriptor ``photo_prior``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .descriptor import NetDescriptor, describe, describer
+from .globalctx import guided_coefficients
+from . import build, register
+
+THUMB = 128  # thumbnail side the estimator reads (aspect not kept: t is smooth)
+GUIDE = 256  # longer side of the guided filter's working resolution
+T_MIN = 0.04  # t floor: exp(-3.2), below the densest synthesis (far t 0.05)
+STRIP_ROWS = 512  # rows per strip of the full-resolution inversion (bounded memory)
+
+
+def _block(i: int, o: int, s: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(i, o, 3, s, 1), nn.GELU(), nn.Conv2d(o, o, 3, 1, 1), nn.GELU())
+
+
+def _features(thumb: torch.Tensor) -> torch.Tensor:
+    """The thumbnail plus what the dark-channel prior reads: min channel, its 5 x 5 minimum
+    (the dark channel at thumbnail scale) and saturation."""
+    mn, mx = thumb.amin(1, keepdim=True), thumb.amax(1, keepdim=True)
+    return torch.cat([thumb, mn, -F.max_pool2d(-mn, 5, 1, 2), mx - mn], 1)
+
+
+class HazePrior(nn.Module):
+    """Thumbnail (N, 3, 128, 128) -> transmission (N, 1, 32, 32) in [T_MIN, 1], airlight (N, 3).
+
+    A U-Net to 8 x 8; the pooled bottleneck (mean and max) gives a per-photo vector that sets
+    the airlight and shifts the decoder, so density is judged against the whole scene."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        self.e1, self.e2, self.e3, self.e4 = _block(6, w, 2), _block(w, 2 * w, 2), _block(2 * w, 3 * w, 2), _block(3 * w, 4 * w, 2)
+        self.glob = nn.Sequential(nn.Linear(8 * w, 4 * w), nn.GELU(), nn.Linear(4 * w, 4 * w))
+        self.air = nn.Linear(4 * w, 3)
+        self.d3 = _block(7 * w, 3 * w)
+        self.d2 = _block(5 * w, w)
+        self.film = nn.Linear(4 * w, 6 * w)
+        self.tout = nn.Conv2d(w, 1, 3, 1, 1)
+
+    def forward(self, thumb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(transmission map, airlight) of each thumbnail."""
+        f2 = self.e2(self.e1(_features(thumb)))
+        f3 = self.e3(f2)
+        f4 = self.e4(f3)
+        g = self.glob(torch.cat([f4.mean((2, 3)), f4.amax((2, 3))], 1))
+        # Biases start the estimate at a bright airlight and clear air (t ~ 0.95).
+        a = torch.sigmoid(self.air(g) + 2.0)
+        u = self.d3(torch.cat([F.interpolate(f4, scale_factor=2.0), f3], 1))
+        scale, shift = self.film(g)[:, :, None, None].chunk(2, 1)
+        u = self.d2(torch.cat([F.interpolate(u * (1 + scale) + shift, scale_factor=2.0), f2], 1))
+        t = T_MIN + (1 - T_MIN) * torch.sigmoid(self.tout(u) + 3.0)
+        return t, a
+
+    def estimate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For whole photos ``x`` (N, 3, H, W): the guided filter's coefficients (a, b), each
+        (N, 1, h, w) at the working resolution (longer side <= GUIDE), and the airlight (N, 3).
+        ``t = a * grey + b`` with a and b upsampled bilinearly to (H, W)."""
+        x = x.float()
+        h, w = x.shape[-2:]
+        s = min(1.0, GUIDE / max(h, w))
+        gh, gw = max(1, round(h * s)), max(1, round(w * s))
+        t, air = self(F.interpolate(x, (THUMB, THUMB), mode="area"))
+        grey = F.interpolate(x.mean(1, keepdim=True), (gh, gw), mode="area")
+        t_lo = F.interpolate(t, (gh, gw), mode="bilinear", align_corners=False)
+        a, b = guided_coefficients(t_lo, grey, max(2, max(gh, gw) // 40), 1e-3)
+        return a, b, air
+
+    @staticmethod
+    def invert(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, air: torch.Tensor, rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """``J = (x - A) / t + A`` for ``x`` (N, 3, H', W'), rows ``rows`` = (y0, H) of a photo
+        H rows tall (None: ``x`` is the whole photo), clipped to [0, 1]."""
+        x = x.float()
+        n, _, hs, w = x.shape
+        y0, h = rows if rows is not None else (0, hs)
+        # Sampling points of F.interpolate(bilinear, align_corners=False) for these rows, so
+        # strips give exactly the whole photo's map.
+        gy = ((torch.arange(y0, y0 + hs, dtype=torch.float32) + 0.5) / h) * 2 - 1
+        gx = ((torch.arange(w, dtype=torch.float32) + 0.5) / w) * 2 - 1
+        grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1)[None].expand(n, -1, -1, -1).to(x.device)
+        ab = F.grid_sample(torch.cat([a, b], 1), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        t = (ab[:, :1] * x.mean(1, keepdim=True) + ab[:, 1:]).clamp(T_MIN, 1.0)
+        light = air[:, :, None, None].to(x.device)
+        return ((x - light) / t + light).clamp(0.0, 1.0)
+
+    def dehaze(self, x: torch.Tensor) -> torch.Tensor:
+        """Dehaze whole photos (N, 3, H, W) in one pass (training, small photos)."""
+        a, b, air = self.estimate(x)
+        return self.invert(x, a, b, air)
+
+    @torch.no_grad()
+    def apply_photo(self, x: torch.Tensor, strip_rows: int = STRIP_ROWS) -> torch.Tensor:
+        """Dehaze one photo (3, H, W) into a new float32 tensor, strip by strip (the inference
+        engine's entry: the estimate is made once; beyond the output, memory stays at one
+        strip's worth). ``x`` is not modified."""
+        a, b, air = self.estimate(x[None])
+        h = x.shape[1]
+        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        for y in range(0, h, strip_rows):
+            out[:, y : y + strip_rows] = self.invert(x[None, :, y : y + strip_rows], a, b, air, (y, h))[0]
+        return out
+
+
+class PriorNet(nn.Module):
+    """``body(prior(x))``: the haze prior in front of a restoration network."""
+
+    def __init__(self, body: nn.Module, prior: HazePrior, train_prior: bool = False) -> None:
+        super().__init__()
+        self.prior, self.body = prior, body
+        # Frozen by default: the prior is trained on its own targets (true t and A), and a
+        # body fine-tuned behind it should learn to restore its output, not to re-fit it.
+        self.prior.requires_grad_(train_prior)
+
+    def forward(self, x: torch.Tensor, **kw: Any) -> Any:
+        return self.body(self.prior.dehaze(x).to(x.dtype), **kw)
+
+    def encode(self, x: torch.Tensor, **kw: Any) -> Any:
+        return self.body.encode(self.prior.dehaze(x).to(x.dtype), **kw)
+
+
+@register("haze-prior")
+def haze_prior(body: str = "nafnet-small-deep", body_args: dict[str, Any] | None = None, prior_width: int = 32,
+               train_prior: bool = False) -> PriorNet:
+    """The haze prior (width ``prior_width``; trainable only with ``train_prior``) in front of
+    architecture ``body``."""
+    return PriorNet(build(body, **dict(body_args or {})), HazePrior(prior_width), train_prior)
+
+
+@describer(PriorNet)
+def _describe(net: PriorNet) -> NetDescriptor:
+    # The body's needs, except that the prior reads the whole photo (receptive field unbounded
+    # for a single pass; the engine applies the prior to the photo and tiles the body).
+    return dataclasses.replace(describe(net.body), photo_prior=True)

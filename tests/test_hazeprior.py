@@ -1,0 +1,117 @@
+"""The haze prior (nets.hazeprior): physics inversion, strips equal one pass, a clear photo passes
+unchanged, and the engine, model files, Restorer and ONNX export run body(prior(photo))."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from uniremoval import Restorer, load_model, nets
+from uniremoval.infer import Engine
+from uniremoval.modelfile import save_model
+from uniremoval.nets.hazeprior import HazePrior
+
+BODY = {"body": "nafnet", "body_args": {"width": 8, "enc_blocks": [1, 1], "middle_blocks": 1}, "prior_width": 8}
+
+
+def _random_prior_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = nets.build("haze-prior", **BODY)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        net.prior.tout.bias.fill_(-1.0)  # a hazy estimate: t well below 1, so the prior acts
+    return net.eval()
+
+
+class _Fixed(HazePrior):
+    """A prior whose estimate is given: constant t and airlight."""
+
+    def __init__(self, t: float, air: tuple[float, float, float]) -> None:
+        super().__init__(width=4)
+        self.t, self.light = t, torch.tensor([air])
+
+    def forward(self, thumb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        n = thumb.shape[0]
+        return torch.full((n, 1, 32, 32), self.t), self.light.expand(n, 3)
+
+
+def test_inverts_the_scattering_model_with_the_estimated_t_and_airlight() -> None:
+    j = torch.rand(1, 3, 40, 56) * 0.8
+    air, t = (0.9, 0.85, 0.8), 0.4
+    hazy = j * t + torch.tensor(air)[None, :, None, None] * (1 - t)
+    out = _Fixed(t, air).dehaze(hazy)
+    assert (out - j).abs().max().item() < 1e-4
+
+
+def test_a_photo_the_prior_finds_clear_passes_unchanged() -> None:
+    prior = HazePrior(width=8).eval()
+    with torch.no_grad():
+        prior.tout.bias.fill_(50.0)  # t = 1 everywhere
+    x = torch.rand(3, 33, 47)
+    assert (prior.apply_photo(x) - x).abs().max().item() < 1e-6
+
+
+def test_strips_give_exactly_the_one_pass_result_and_leave_the_input_alone() -> None:
+    prior = _random_prior_net().prior
+    x = torch.rand(3, 301, 190)
+    keep = x.clone()
+    with torch.no_grad():
+        whole = prior.dehaze(x[None])[0]
+    strips = prior.apply_photo(x, strip_rows=37)
+    assert torch.equal(x, keep)
+    assert (whole - strips).abs().max().item() < 1e-5
+    assert (whole - x).abs().mean().item() > 1e-3  # the random prior does change the photo
+
+
+def test_engine_applies_the_prior_to_the_whole_photo_then_tiles_the_body() -> None:
+    net = _random_prior_net()
+    desc = nets.descriptor(net)
+    assert desc.photo_prior and desc.arch == "haze-prior" and desc.size_multiple == 4
+    x = torch.rand(3, 90, 130)
+    with torch.no_grad():
+        pre = net.prior.apply_photo(x)
+    tiled = Engine(net, device="cpu", precision="fp32", tile=48, overlap=12, scale=1)(x)
+    body_only = Engine(net.body, device="cpu", precision="fp32", tile=48, overlap=12, scale=1)(pre)
+    assert torch.equal(tiled, body_only)
+    # untiled: the body once on the padded, dehazed photo (the prior saw the unpadded photo)
+    one = Engine(net, device="cpu", precision="fp32", tile=0, scale=1)(x)
+    with torch.no_grad():
+        ref = net.body(nets.pad_to_multiple(pre, 4)[0][None])[0, :, :90, :130]
+    assert (one - ref).abs().max().item() < 1e-4
+
+
+def test_model_file_round_trip_and_restorer(tmp_path: Path) -> None:
+    net = _random_prior_net()
+    path = save_model(net, tmp_path / "hp.json", "haze-prior", BODY, ["test"])
+    loaded = load_model(path)
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(loaded.net(x), net(x))
+    img = np.random.default_rng(0).random((45, 61, 3)).astype(np.float32)
+    out = Restorer.from_pretrained(path, device="cpu", precision="fp32", scale=1)(img)
+    assert out.shape == img.shape and np.abs(out - img).mean() > 1e-3
+
+
+def test_onnx_export_is_the_body_and_the_backend_still_applies_the_prior(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    monkeypatch.setenv("UNIREMOVAL_CACHE", str(tmp_path))
+    path = save_model(_random_prior_net(), tmp_path / "hp.json", "haze-prior", BODY, ["test"])
+    img = np.random.default_rng(1).random((45, 61, 3)).astype(np.float32)
+    a = Restorer.from_pretrained(path, device="cpu", precision="fp32", tile=0, scale=1)(img)
+    b = Restorer.from_pretrained(path, device="cpu", backend="onnxruntime", tile=0, scale=1)(img)
+    assert np.abs(a - b).max() < 1e-4
+
+
+def test_the_prior_is_frozen_unless_asked_so_a_body_trains_behind_it() -> None:
+    net = nets.build("haze-prior", **BODY).train()
+    x = torch.rand(2, 3, 32, 32)
+    net(x).mean().backward()
+    assert all(p.grad is None for p in net.prior.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.body.parameters())
+    both = nets.build("haze-prior", **BODY, train_prior=True)
+    both(x).mean().backward()
+    assert any(p.grad is not None for p in both.prior.parameters())
