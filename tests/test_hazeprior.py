@@ -11,7 +11,7 @@ import torch
 from uniremoval import Restorer, load_model, nets
 from uniremoval.infer import Engine
 from uniremoval.modelfile import save_model
-from uniremoval.nets.hazeprior import HazePrior
+from uniremoval.nets.hazeprior import AIR_STEP, HazePrior, airlight_candidate, transmission_bound
 
 BODY = {"body": "nafnet", "body_args": {"width": 8, "enc_blocks": [1, 1], "middle_blocks": 1}, "prior_width": 8}
 
@@ -44,6 +44,34 @@ def test_inverts_the_scattering_model_with_the_estimated_t_and_airlight() -> Non
     hazy = j * t + torch.tensor(air)[None, :, None, None] * (1 - t)
     out = _Fixed(t, air).dehaze(hazy)
     assert (out - j).abs().max().item() < 1e-4
+
+
+def test_the_airlight_starts_at_the_colour_of_the_haziest_region() -> None:
+    torch.manual_seed(1)
+    thumb = torch.rand(1, 3, 128, 128) * 0.5  # a dark, colourful ground...
+    sky = torch.tensor([0.97, 0.95, 0.9])
+    thumb[:, :, :30] = sky[None, :, None, None]  # ...under a bright, nearly grey sky
+    assert (airlight_candidate(thumb)[0] - sky).abs().max().item() < 1e-6
+    prior = HazePrior(width=8).eval()  # the correction starts at zero and stays bounded
+    with torch.no_grad():
+        assert (prior(thumb)[1][0] - sky).abs().max().item() < 1e-6
+        prior.air.bias.fill_(100.0)
+        assert (prior(thumb)[1][0] - sky).max().item() <= AIR_STEP + 1e-6
+
+
+def test_the_transmission_bound_holds_for_the_true_airlight_and_keeps_a_wrong_one_in_range() -> None:
+    torch.manual_seed(2)
+    j = torch.rand(1, 3, 48, 64)
+    t = 0.2 + 0.7 * torch.rand(1, 1, 48, 64)
+    air = torch.tensor([[0.9, 0.88, 0.85]])
+    hazy = j * t + air[:, :, None, None] * (1 - t)
+    for r in (0, 2):  # never above the true t: the constraint costs nothing when A is right
+        assert (transmission_bound(hazy, air, r) <= t + 1e-5).all()
+    dark = torch.tensor([[0.6, 0.62, 0.7]])  # too dark and too blue: the yellow-sky case
+    tb = transmission_bound(hazy, dark, 0)
+    light = dark[:, :, None, None]
+    out = (hazy - light) / tb.clamp_min(1e-6) + light
+    assert out.min().item() > -1e-4 and out.max().item() < 1 + 1e-4
 
 
 def test_a_photo_the_prior_finds_clear_passes_unchanged() -> None:

@@ -9,7 +9,11 @@
 # r6ctx_cam: r6ctx on r7 with a camera stage (noise, gamma, JPEG) after haze and rain.
 # r6prior: release 6 behind the haze prior (haze-prior, prior frozen), from the model file
 # PRIOR_MODEL that release7/hazephys/make_model.py writes (release 6's body + the trained prior).
-# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | uninet | uninet_noctx; default: the first round's four)
+# r6prior_r6data: r6prior on release 6's own data (r6 ranges, haze twice, no clean kind, scale 1,
+# crops degraded alone as data_r6_vs_r7's "old" arm: whole 12 MP photos at scale 1 run at
+# 2 images/s, and in training the prior reads the crop either way): r7 data cost release 6's
+# body its rain on other generators (rain_fu), with or without the prior.
+# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_r6data | uninet | uninet_noctx; default: the first round's four)
 set -euo pipefail
 cd "$(dirname "$0")"
 STEPS=${STEPS:-2000}
@@ -34,6 +38,9 @@ for arm in "${arms[@]}"; do
     uninet) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true "${nocam[@]}") ;;
     r6prior) a=(--set model.arch=haze-prior --set 'model.args={body: nafnet-small-deep, body_args: {}}'
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}" "${nocam[@]}") ;;
+    r6prior_r6data) a=(--set model.arch=haze-prior --set 'model.args={body: nafnet-small-deep, body_args: {}}'
+             --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
+             --set 'kinds=[haze, rain, blur]' --set 'data.scales=null' --set 'data.kind_mix={haze: 2}' --set 'data.degrade={preset: r6}' --set data.whole_photo=false) ;;
     uninet_noctx) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true --set 'model.args={context_dim: 0}' "${nocam[@]}") ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac

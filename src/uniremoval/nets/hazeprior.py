@@ -12,6 +12,11 @@ blurred photos, whose ``t`` is 1). The map is carried to full resolution by the 
 filter (He & Sun 2015) on the grey photo, so haze edges follow image edges; then
 ``J = (I - A) / t + A``. A photo the prior finds clear (``t`` = 1) passes unchanged.
 
+Two parts come from the photo itself rather than from the network, because a regressed airlight
+drifted dark on real photos and turned dense-haze skies yellow: the airlight is the dark-channel
+prior's candidate (the colour of the haziest pixels) plus a bounded learned correction, and
+``t`` is raised to the boundary constraint (Meng et al. 2013) that keeps ``J`` inside [0, 1].
+
 :class:`PriorNet` (architecture ``haze-prior``) puts the prior in front of a restoration
 network (``body``). On a batch of whole photos or crops its ``forward`` is
 ``body(prior(x))``; the inference engine instead runs :meth:`HazePrior.apply_photo` once on
@@ -35,6 +40,7 @@ THUMB = 128  # thumbnail side the estimator reads (aspect not kept: t is smooth)
 GUIDE = 256  # longer side of the guided filter's working resolution
 T_MIN = 0.04  # t floor: exp(-3.2), below the densest synthesis (far t 0.05)
 STRIP_ROWS = 512  # rows per strip of the full-resolution inversion (bounded memory)
+AIR_STEP = 0.3  # largest change the network may make to the dark-channel airlight candidate
 
 
 def _block(i: int, o: int, s: int = 1) -> nn.Sequential:
@@ -48,6 +54,29 @@ def _features(thumb: torch.Tensor) -> torch.Tensor:
     return torch.cat([thumb, mn, -F.max_pool2d(-mn, 5, 1, 2), mx - mn], 1)
 
 
+def airlight_candidate(thumb: torch.Tensor, fraction: float = 0.005) -> torch.Tensor:
+    """The dark-channel prior's airlight: mean colour of the ``fraction`` haziest pixels (highest
+    5 x 5 dark channel) of each thumbnail (N, 3, h, w) -> (N, 3). An anchor read from the photo
+    itself: a regressed airlight drifted dark on real photos (their skies are brighter than
+    the synthesis's mean), which turns dense-haze skies yellow."""
+    dark = -F.max_pool2d(-thumb.amin(1, keepdim=True), 5, 1, 2)
+    k = max(1, int(fraction * dark[0].numel()))
+    idx = dark.flatten(1).topk(k, 1).indices
+    return thumb.flatten(2).gather(2, idx[:, None].expand(-1, thumb.shape[1], -1)).mean(2)
+
+
+def transmission_bound(x: torch.Tensor, air: torch.Tensor, radius: int = 2) -> torch.Tensor:
+    """Lowest transmission that keeps ``J = (x - A) / t + A`` inside [0, 1] in every channel
+    (Meng et al. 2013's boundary constraint), eroded over (2r + 1)^2 pixels so it is a property
+    of a region, not of texture. For x (N, 3, h, w) and A (N, 3): (N, 1, h, w). It is below
+    the true t whenever A is right, and it stops a wrong A from pushing skies off colour."""
+    light = air[:, :, None, None]
+    over = (x - light) / (1.0 - light).clamp_min(0.05)
+    under = (light - x) / light.clamp_min(0.05)
+    bound = torch.maximum(over, under).amax(1, keepdim=True).clamp(0.0, 1.0)
+    return -F.max_pool2d(-bound, 2 * radius + 1, 1, radius) if radius > 0 else bound
+
+
 class HazePrior(nn.Module):
     """Thumbnail (N, 3, 128, 128) -> transmission (N, 1, 32, 32) in [T_MIN, 1], airlight (N, 3).
 
@@ -59,7 +88,9 @@ class HazePrior(nn.Module):
         w = width
         self.e1, self.e2, self.e3, self.e4 = _block(6, w, 2), _block(w, 2 * w, 2), _block(2 * w, 3 * w, 2), _block(3 * w, 4 * w, 2)
         self.glob = nn.Sequential(nn.Linear(8 * w, 4 * w), nn.GELU(), nn.Linear(4 * w, 4 * w))
-        self.air = nn.Linear(4 * w, 3)
+        # A correction to the dark-channel airlight candidate, bounded and starting at zero.
+        self.air = nn.Linear(4 * w + 3, 3)
+        nn.init.zeros_(self.air.weight), nn.init.zeros_(self.air.bias)
         self.d3 = _block(7 * w, 3 * w)
         self.d2 = _block(5 * w, w)
         self.film = nn.Linear(4 * w, 6 * w)
@@ -67,15 +98,16 @@ class HazePrior(nn.Module):
 
     def forward(self, thumb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(transmission map, airlight) of each thumbnail."""
+        a0 = airlight_candidate(thumb)
         f2 = self.e2(self.e1(_features(thumb)))
         f3 = self.e3(f2)
         f4 = self.e4(f3)
         g = self.glob(torch.cat([f4.mean((2, 3)), f4.amax((2, 3))], 1))
-        # Biases start the estimate at a bright airlight and clear air (t ~ 0.95).
-        a = torch.sigmoid(self.air(g) + 2.0)
+        a = (a0 + AIR_STEP * torch.tanh(self.air(torch.cat([g, a0], 1)))).clamp(0.05, 1.2)
         u = self.d3(torch.cat([F.interpolate(f4, scale_factor=2.0), f3], 1))
         scale, shift = self.film(g)[:, :, None, None].chunk(2, 1)
         u = self.d2(torch.cat([F.interpolate(u * (1 + scale) + shift, scale_factor=2.0), f2], 1))
+        # The bias starts the estimate at clear air (t ~ 0.95).
         t = T_MIN + (1 - T_MIN) * torch.sigmoid(self.tout(u) + 3.0)
         return t, a
 
@@ -90,6 +122,7 @@ class HazePrior(nn.Module):
         t, air = self(F.interpolate(x, (THUMB, THUMB), mode="area"))
         grey = F.interpolate(x.mean(1, keepdim=True), (gh, gw), mode="area")
         t_lo = F.interpolate(t, (gh, gw), mode="bilinear", align_corners=False)
+        t_lo = torch.maximum(t_lo, transmission_bound(F.interpolate(x, (gh, gw), mode="area"), air))
         a, b = guided_coefficients(t_lo, grey, max(2, max(gh, gw) // 40), 1e-3)
         return a, b, air
 

@@ -1,7 +1,6 @@
 """Shared parts of the haze-physics experiment: the estimator of transmission t and airlight A
 (`uniremoval.nets.hazeprior.HazePrior`, the same weights), the synthesis that knows t, and applying
-(t, A) to a full-resolution photo with a full-resolution guided filter (the product path,
-`HazePrior.apply_photo`, uses the fast guided filter at 256 px; eval.sh scores that)."""
+(t, A) to a full-resolution photo as the product does (`HazePrior.estimate` and `invert`)."""
 import sys
 from pathlib import Path
 
@@ -14,7 +13,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tone"))
 from paths import D  # noqa: E402
 
 from uniremoval.degrade import Registry, haze as haze_mod  # noqa: E402
-from uniremoval.baselines import guided_filter  # noqa: E402
 from uniremoval.nets.hazeprior import HazePrior as PhysNet, THUMB, T_MIN  # noqa: E402,F401
 
 OUT = Path.home() / ".cache/uniremoval/release7/hazephys"
@@ -49,13 +47,12 @@ def invert(x: torch.Tensor, t: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def apply_full(net: PhysNet, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dehaze a full-resolution photo: t from the thumbnail, carried to full resolution by a
-    guided filter on the grey input, then the physics inverted. Returns (J, t, A)."""
-    t, a = net(to_thumb(img)[None])
-    h, w = img.shape[:2]
-    t_up = F.interpolate(t, (h, w), mode="bilinear", align_corners=False)[0, 0].double().numpy()
-    t_full = guided_filter(img.mean(axis=2).astype(np.float64), t_up, max(4, max(h, w) // 40), 1e-3)
-    t_full = np.clip(t_full, T_MIN, 1.0)[..., None]
-    av = a[0].double().numpy()
-    out = (img - av) / t_full + av
-    return np.clip(out, 0, 1).astype(np.float32), t_full[..., 0], av
+    """Dehaze a full-resolution photo the way the product does (``HazePrior.estimate``: t from
+    the thumbnail, the boundary constraint, the fast guided filter at 256 px; then the physics
+    inverted). Returns (J, t at the working resolution, A)."""
+    x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
+    a, b, air = net.estimate(x)
+    grey = F.interpolate(x.mean(1, keepdim=True), a.shape[-2:], mode="area")
+    t = (a * grey + b).clamp(T_MIN, 1.0)[0, 0].numpy()
+    j = net.invert(x, a, b, air)[0].permute(1, 2, 0).numpy()
+    return j, t, air[0].double().numpy()

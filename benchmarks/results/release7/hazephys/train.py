@@ -7,6 +7,7 @@ from common import *  # noqa
 from common import REC
 from torch.utils.data import IterableDataset, DataLoader, get_worker_info
 from uniremoval.data.io import read_image
+from uniremoval.degrade._common import smooth_field
 
 import os
 PHASE = os.environ.get("PHASE", "a")
@@ -15,8 +16,24 @@ PHASE = os.environ.get("PHASE", "a")
 KINDS = ([("r6", "haze", .30), ("r7", "haze", .25), ("r7", "clean", .15),
           ("r6", "rain", .10), ("r7", "rain", .08), ("r6", "blur", .06), ("r7", "blur", .06)] if PHASE == "a" else
          [("r6", "haze", .22), ("r7", "haze", .20), ("r7", "clean", .12), ("r6", "rain", .08), ("r7", "rain", .08),
-          ("r6", "blur", .10), ("r7", "blur", .10), ("r7", "haze+rain", .05), ("r7", "rain+blur", .05)])
+          ("r6", "blur", .10), ("r7", "blur", .10), ("r7", "haze+rain", .05), ("r7", "rain+blur", .05)]
+         + ([("own", "fog", .12)] if PHASE == "c" else []))
 LR = 1e-3 if PHASE == "a" else 3e-4
+# Phase c continues from b with the airlight read from the photo (dark-channel candidate plus
+# a bounded correction: the regressed airlight drifted dark on real photos) and thin, nearly
+# uniform fog under a bright neutral airlight (b missed such fog on two real photos).
+PREV = {"b": "physnet.pt", "c": "physnet_b.pt"}
+
+
+def add_fog(img, rng):
+    """Fog of nearly even density: t = t0 (1 +- 15 % smooth field, a slight vertical slope),
+    a bright, nearly neutral airlight. Returns (hazy, t, A)."""
+    h, w = img.shape[:2]
+    t0 = rng.uniform(0.3, 0.9)
+    slope = rng.uniform(-0.1, 0.1) * np.linspace(-1, 1, h, dtype=np.float32)[:, None]
+    t = np.clip(t0 * (1 + 0.15 * (2 * smooth_field(rng, h, w, float(rng.uniform(2, 5))) - 1) + slope), 0.05, 1).astype(np.float32)
+    a = np.clip(rng.uniform(0.8, 1.05) * (1 + rng.uniform(-0.03, 0.03, 3)), 0, 1.1).astype(np.float32)
+    return np.clip(img * t[..., None] + a * (1 - t[..., None]), 0, 1), t, a
 
 
 def load_photos():
@@ -51,15 +68,18 @@ class Stream(IterableDataset):
                 y, x0 = rng.integers(h - ch + 1), rng.integers(w - cw + 1); img = img[y:y + ch, x0:x0 + cw]
             preset, kind = names[rng.choice(len(names), p=pr)]
             REC.last = None
-            out, rec = self.regs[preset]._apply(img, kind, rng, None, camera=False)
             t_true, a_true, known = np.ones(img.shape[:2], np.float32), np.ones(3, np.float32), 1.0
+            if kind == "fog":
+                out, t_true, a_true = add_fog(img, rng)
+            else:
+                out, rec = self.regs[preset]._apply(img, kind, rng, None, camera=False)
             if kind == "haze":
                 t_true = REC.last.astype(np.float32); a_true = np.asarray(rec["airlight"], np.float32)
-            elif kind != "clean" and kind != "blur":
+            elif kind not in ("clean", "blur", "fog"):
                 known = 0.0  # streaks: only the J loss
             yield (to_thumb(np.clip(out, 0, 1)), to_thumb(img),
                    F.interpolate(torch.from_numpy(t_true)[None, None], (THUMB, THUMB), mode="area")[0],
-                   torch.from_numpy(a_true), torch.tensor(known), torch.tensor(float(kind == "haze")))
+                   torch.from_numpy(a_true), torch.tensor(known), torch.tensor(float(kind in ("haze", "fog"))))
 
 
 def main():
@@ -69,12 +89,15 @@ def main():
     net = PhysNet(); opt = torch.optim.AdamW(net.parameters(), LR, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, LR, total_steps=steps, pct_start=0.05)
     if PHASE != "a" and not ck.exists():
-        net.load_state_dict(torch.load(OUT / "physnet.pt", weights_only=True))
+        prev = torch.load(OUT / PREV[PHASE], weights_only=True)
+        if PHASE == "c":  # the airlight head changed shape (it now reads the candidate): new
+            prev = {k: v for k, v in prev.items() if not k.startswith("air.")}
+        print(net.load_state_dict(prev, strict=PHASE != "c"), flush=True)
     step = 0
     if ck.exists():
         s = torch.load(ck, weights_only=True); net.load_state_dict(s["net"]); opt.load_state_dict(s["opt"]); sched.load_state_dict(s["sched"]); step = s["step"]
     photos = load_photos()
-    dl = iter(DataLoader(Stream(photos, 1000 + step + (0 if PHASE == "a" else 77)), batch_size=32, num_workers=1, persistent_workers=True, prefetch_factor=4))
+    dl = iter(DataLoader(Stream(photos, 1000 + step + {"a": 0, "b": 77, "c": 154}[PHASE]), batch_size=32, num_workers=1, persistent_workers=True, prefetch_factor=4))
     t0, agg = time.time(), np.zeros(4)
     while step < steps:
         x, j, tt, at, known, hz = next(dl)
@@ -84,7 +107,7 @@ def main():
         lj = (jh - j).abs().mean()
         lt = ((tu - tt).abs().mean((1, 2, 3)) * known).mean()
         la = ((a - at).abs().mean(1) * hz * (1 - tt.mean((1, 2, 3)))).mean()
-        loss = lj + 0.5 * lt + 0.5 * la
+        loss = lj + 0.5 * lt + (1.0 if PHASE == "c" else 0.5) * la
         opt.zero_grad(); loss.backward(); nn.utils.clip_grad_norm_(net.parameters(), 1.0); opt.step(); sched.step(); step += 1
         agg += [loss.item(), lj.item(), lt.item(), la.item()]
         if step % 100 == 0:
