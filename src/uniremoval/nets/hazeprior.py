@@ -120,9 +120,12 @@ class HazePrior(nn.Module):
         s = min(1.0, GUIDE / max(h, w))
         gh, gw = max(1, round(h * s)), max(1, round(w * s))
         t, air = self(F.interpolate(x, (THUMB, THUMB), mode="area"))
-        grey = F.interpolate(x.mean(1, keepdim=True), (gh, gw), mode="area")
+        # One pass over the full-resolution photo: the grey guide is the small colour image's
+        # mean (area resizing and the channel mean commute).
+        small = F.interpolate(x, (gh, gw), mode="area")
+        grey = small.mean(1, keepdim=True)
         t_lo = F.interpolate(t, (gh, gw), mode="bilinear", align_corners=False)
-        t_lo = torch.maximum(t_lo, transmission_bound(F.interpolate(x, (gh, gw), mode="area"), air))
+        t_lo = torch.maximum(t_lo, transmission_bound(small, air))
         a, b = guided_coefficients(t_lo, grey, max(2, max(gh, gw) // 40), 1e-3)
         return a, b, air
 

@@ -52,7 +52,7 @@ def apply_full(net: PhysNet, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     inverted). Returns (J, t at the working resolution, A)."""
     x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
     a, b, air = net.estimate(x)
-    grey = F.interpolate(x.mean(1, keepdim=True), a.shape[-2:], mode="area")
+    grey = F.interpolate(x, a.shape[-2:], mode="area").mean(1, keepdim=True)
     t = (a * grey + b).clamp(T_MIN, 1.0)[0, 0].numpy()
     j = net.invert(x, a, b, air)[0].permute(1, 2, 0).numpy()
     return j, t, air[0].double().numpy()
