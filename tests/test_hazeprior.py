@@ -29,8 +29,8 @@ def _random_prior_net() -> torch.nn.Module:
 class _Fixed(HazePrior):
     """A prior whose estimate is given: constant t and airlight."""
 
-    def __init__(self, t: float, air: tuple[float, float, float]) -> None:
-        super().__init__(width=4)
+    def __init__(self, t: float, air: tuple[float, float, float], detail_gain: float | None = None) -> None:
+        super().__init__(width=4, detail_gain=detail_gain)
         self.t, self.light = t, torch.tensor([air])
 
     def forward(self, thumb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
@@ -92,6 +92,39 @@ def test_strips_give_exactly_the_one_pass_result_and_leave_the_input_alone() -> 
     assert torch.equal(x, keep)
     assert (whole - strips).abs().max().item() < 1e-5
     assert (whole - x).abs().mean().item() > 1e-3  # the random prior does change the photo
+
+
+def test_detail_gain_amplifies_the_smooth_part_by_1_over_t_and_the_grain_at_most_the_cap() -> None:
+    torch.manual_seed(3)
+    air, t = (0.9, 0.9, 0.9), 0.2
+    smooth = torch.linspace(0.2, 0.6, 64)[None, None, None, :].expand(1, 3, 48, 64)
+    grain = 0.01 * torch.randn(1, 3, 48, 64)
+    hazy = (smooth + grain) * t + 0.9 * (1 - t)
+    free, capped = _Fixed(t, air).dehaze(hazy), _Fixed(t, air, detail_gain=1.5).dehaze(hazy)
+    inner = (..., slice(8, -8), slice(8, -8))  # away from the blur's replicated edges
+    assert (free - (smooth + grain))[inner].abs().max().item() < 1e-4  # plain inversion: grain x 1/t
+    err = (capped - smooth)[inner]
+    assert err.mean().abs().item() < 2e-3  # the smooth part is dehazed as before...
+    grain_in = (grain * t)[inner].std().item()  # the grain as the hazy photo holds it
+    assert (free - smooth)[inner].std().item() > 4.5 * grain_in  # plain inversion: x 1/t = x5
+    assert err.std().item() < 2 * 1.5 * grain_in  # capped: about x1.5 (plus a little blurred grain)
+    with pytest.raises(ValueError, match="detail_gain"):
+        HazePrior(width=4, detail_gain=0.5)
+    prior = HazePrior(width=8, detail_gain=1.5).eval()
+    with torch.no_grad():
+        prior.tout.bias.fill_(50.0)  # t = 1: a clear photo still passes unchanged
+    x = torch.rand(3, 33, 47)
+    assert (prior.apply_photo(x) - x).abs().max().item() < 1e-5
+
+
+def test_strips_with_a_detail_gain_read_their_halo_rows_and_equal_one_pass() -> None:
+    prior = _random_prior_net().prior
+    prior.detail_gain = 1.5
+    x = torch.rand(3, 301, 190)
+    with torch.no_grad():
+        whole = prior.dehaze(x[None])[0]
+    for rows in (37, 5, 512):
+        assert (whole - prior.apply_photo(x, strip_rows=rows)).abs().max().item() < 1e-5
 
 
 def test_engine_applies_the_prior_to_the_whole_photo_then_tiles_the_body() -> None:

@@ -45,10 +45,10 @@ from .evaluate_report import (  # markdown_table is re-exported for the CLI
     write_csv,
     write_grid,
     write_html,
-    write_json,
     write_md,
 )
 from .image_io import ImageReadError, read_image
+from .jsonio import write_json
 
 SEED = 0
 

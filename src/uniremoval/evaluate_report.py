@@ -8,7 +8,6 @@ import base64
 import csv
 import html
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,26 +42,6 @@ def write_csv(path: Path, rows: list[dict[str, Any]], metric_names: Sequence[str
     for r in rows:
         w.writerow({k: _fmt(r.get(k, "")) for k in cols})
     atomic_write_bytes(path, buf.getvalue().encode())
-    return path
-
-
-def _json_safe(o: Any) -> Any:
-    if isinstance(o, float) and not math.isfinite(o):
-        return None if math.isnan(o) else ("inf" if o > 0 else "-inf")
-    if isinstance(o, dict):
-        return {str(k): _json_safe(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_json_safe(v) for v in o]
-    if isinstance(o, (np.floating, np.integer)):
-        return _json_safe(o.item())
-    if isinstance(o, Path):
-        return str(o)
-    return o
-
-
-def write_json(path: Path, data: dict[str, Any]) -> Path:
-    """``data`` as indented JSON; NaN becomes null and infinities "inf"/"-inf"."""
-    atomic_write_bytes(path, (json.dumps(_json_safe(data), indent=1) + "\n").encode())
     return path
 
 

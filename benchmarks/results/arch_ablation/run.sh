@@ -13,7 +13,15 @@
 # crops degraded alone as data_r6_vs_r7's "old" arm: whole 12 MP photos at scale 1 run at
 # 2 images/s, and in training the prior reads the crop either way): r7 data cost release 6's
 # body its rain on other generators (rain_fu), with or without the prior.
-# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_r6data | uninet | uninet_noctx; default: the first round's four)
+# r6prior_mix: r6prior's data (r7 whole-photo haze, blur and clean) with half the rain from
+# release 6's ranges (kind rain6: RainParams' defaults, short thin procedural streaks) and half
+# from r7's: r6prior lost 1.5 dB on the own (r6) rain pairs. 10 images a step (two tuples of
+# five kinds), so STEPS=1600 sees as many images as r6prior's 2,000 x 8.
+# r6prior_d: r6prior behind the phase-d prior (fog behind a clear foreground), PRIOR_MODEL set to
+# that composite.
+# r6prior_mix_cap: r6prior_mix with the prior's detail gain capped at 1.5 (haze-prior's
+# detail_gain: sensor grain in a dense-haze sky is no longer multiplied by 1 / t, up to x5).
+# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | uninet | uninet_noctx; default: the first round's four)
 set -euo pipefail
 cd "$(dirname "$0")"
 STEPS=${STEPS:-2000}
@@ -36,11 +44,16 @@ for arm in "${arms[@]}"; do
     r6ctx) a=(--set model.arch=nafnet-ctx --set "model.init=$R6" --set model.warm_start=true "${nocam[@]}") ;;
     r6ctx_cam) a=(--set model.arch=nafnet-ctx --set "model.init=$R6" --set model.warm_start=true "${cam[@]}") ;;
     uninet) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true "${nocam[@]}") ;;
-    r6prior) a=(--set model.arch=haze-prior --set 'model.args={body: nafnet-small-deep, body_args: {}}'
+    r6prior|r6prior_d) a=(--set model.arch=haze-prior --set 'model.args={body: nafnet-small-deep, body_args: {}}'
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}" "${nocam[@]}") ;;
     r6prior_r6data) a=(--set model.arch=haze-prior --set 'model.args={body: nafnet-small-deep, body_args: {}}'
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, blur]' --set 'data.scales=null' --set 'data.kind_mix={haze: 2}' --set 'data.degrade={preset: r6}' --set data.whole_photo=false) ;;
+    r6prior_mix|r6prior_mix_cap) a=(--set model.arch=haze-prior
+             --set "model.args={body: nafnet-small-deep, body_args: {}$([ $arm = r6prior_mix_cap ] && echo ', detail_gain: 1.5' || true)}"
+             --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
+             --set 'kinds=[haze, rain, rain6, blur, clean]' --set data.images_per_step=10
+             --set "data.degrade={kinds: {haze: {camera: null}, rain: {camera: null, streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}}}") ;;
     uninet_noctx) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true --set 'model.args={context_dim: 0}' "${nocam[@]}") ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac

@@ -41,6 +41,7 @@ GUIDE = 256  # longer side of the guided filter's working resolution
 T_MIN = 0.04  # t floor: exp(-3.2), below the densest synthesis (far t 0.05)
 STRIP_ROWS = 512  # rows per strip of the full-resolution inversion (bounded memory)
 AIR_STEP = 0.3  # largest change the network may make to the dark-channel airlight candidate
+DETAIL_SIGMA = 2.0  # px: the detail that ``detail_gain`` limits is the photo minus this blur
 
 
 def _block(i: int, o: int, s: int = 1) -> nn.Sequential:
@@ -65,6 +66,17 @@ def airlight_candidate(thumb: torch.Tensor, fraction: float = 0.005) -> torch.Te
     return thumb.flatten(2).gather(2, idx[:, None].expand(-1, thumb.shape[1], -1)).mean(2)
 
 
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W), edges replicated (so a strip with enough halo
+    rows gives exactly the whole photo's rows)."""
+    r = int(3 * sigma)
+    g = torch.exp(-(torch.arange(-r, r + 1, dtype=torch.float32, device=x.device) ** 2) / (2 * sigma * sigma))
+    g = (g / g.sum()).to(x.dtype)
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
 def transmission_bound(x: torch.Tensor, air: torch.Tensor, radius: int = 2) -> torch.Tensor:
     """Lowest transmission that keeps ``J = (x - A) / t + A`` inside [0, 1] in every channel
     (Meng et al. 2013's boundary constraint), eroded over (2r + 1)^2 pixels so it is a property
@@ -83,8 +95,15 @@ class HazePrior(nn.Module):
     A U-Net to 8 x 8; the pooled bottleneck (mean and max) gives a per-photo vector that sets
     the airlight and shifts the decoder, so density is judged against the whole scene."""
 
-    def __init__(self, width: int = 32) -> None:
+    def __init__(self, width: int = 32, detail_gain: float | None = None) -> None:
         super().__init__()
+        # None: J = (I - A) / t + A, which multiplies sensor noise by 1 / t (x5 in a dense-haze
+        # sky), and bodies trained with short, thin streaks paint that grain into brown
+        # blotches. A number: only the smooth part of the photo gets 1 / t, the detail above
+        # DETAIL_SIGMA at most this gain (no weights: an inference and training choice).
+        if detail_gain is not None and detail_gain < 1:
+            raise ValueError(f"detail_gain must be >= 1 (or None), not {detail_gain}")
+        self.detail_gain = detail_gain
         w = width
         self.e1, self.e2, self.e3, self.e4 = _block(6, w, 2), _block(w, 2 * w, 2), _block(2 * w, 3 * w, 2), _block(3 * w, 4 * w, 2)
         self.glob = nn.Sequential(nn.Linear(8 * w, 4 * w), nn.GELU(), nn.Linear(4 * w, 4 * w))
@@ -129,10 +148,16 @@ class HazePrior(nn.Module):
         a, b = guided_coefficients(t_lo, grey, max(2, max(gh, gw) // 40), 1e-3)
         return a, b, air
 
-    @staticmethod
-    def invert(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, air: torch.Tensor, rows: tuple[int, int] | None = None) -> torch.Tensor:
+    @property
+    def halo(self) -> int:
+        """Rows beyond a strip that :meth:`invert` reads (the detail blur's reach)."""
+        return 0 if self.detail_gain is None else int(3 * DETAIL_SIGMA)
+
+    def invert(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, air: torch.Tensor, rows: tuple[int, int] | None = None) -> torch.Tensor:
         """``J = (x - A) / t + A`` for ``x`` (N, 3, H', W'), rows ``rows`` = (y0, H) of a photo
-        H rows tall (None: ``x`` is the whole photo), clipped to [0, 1]."""
+        H rows tall (None: ``x`` is the whole photo), clipped to [0, 1]. With ``detail_gain``,
+        ``J = (B - A) / t + A + (x - B) min(1 / t, gain)`` for B = x blurred (the first and
+        last :attr:`halo` rows of a strip are then only right at the photo's own edges)."""
         x = x.float()
         n, _, hs, w = x.shape
         y0, h = rows if rows is not None else (0, hs)
@@ -144,7 +169,10 @@ class HazePrior(nn.Module):
         ab = F.grid_sample(torch.cat([a, b], 1), grid, mode="bilinear", padding_mode="border", align_corners=False)
         t = (ab[:, :1] * x.mean(1, keepdim=True) + ab[:, 1:]).clamp(T_MIN, 1.0)
         light = air[:, :, None, None].to(x.device)
-        return ((x - light) / t + light).clamp(0.0, 1.0)
+        if self.detail_gain is None:
+            return ((x - light) / t + light).clamp(0.0, 1.0)
+        base = _blur(x, DETAIL_SIGMA)
+        return ((base - light) / t + light + (x - base) * t.reciprocal().clamp(max=self.detail_gain)).clamp(0.0, 1.0)
 
     def dehaze(self, x: torch.Tensor) -> torch.Tensor:
         """Dehaze whole photos (N, 3, H, W) in one pass (training, small photos)."""
@@ -160,7 +188,9 @@ class HazePrior(nn.Module):
         h = x.shape[1]
         out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
         for y in range(0, h, strip_rows):
-            out[:, y : y + strip_rows] = self.invert(x[None, :, y : y + strip_rows], a, b, air, (y, h))[0]
+            y0, y1 = max(0, y - self.halo), min(h, y + strip_rows + self.halo)
+            j = self.invert(x[None, :, y0:y1], a, b, air, (y0, h))[0]
+            out[:, y : y + strip_rows] = j[:, y - y0 : y - y0 + min(strip_rows, h - y)]
         return out
 
 
@@ -183,10 +213,10 @@ class PriorNet(nn.Module):
 
 @register("haze-prior")
 def haze_prior(body: str = "nafnet-small-deep", body_args: dict[str, Any] | None = None, prior_width: int = 32,
-               train_prior: bool = False) -> PriorNet:
-    """The haze prior (width ``prior_width``; trainable only with ``train_prior``) in front of
-    architecture ``body``."""
-    return PriorNet(build(body, **dict(body_args or {})), HazePrior(prior_width), train_prior)
+               train_prior: bool = False, detail_gain: float | None = None) -> PriorNet:
+    """The haze prior (width ``prior_width``; trainable only with ``train_prior``; detail
+    amplified at most ``detail_gain``, see :class:`HazePrior`) in front of architecture ``body``."""
+    return PriorNet(build(body, **dict(body_args or {})), HazePrior(prior_width, detail_gain), train_prior)
 
 
 @describer(PriorNet)

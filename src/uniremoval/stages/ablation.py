@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ..jsonio import write_json
 from ..train.config import ConfigError, to_dict
 from .common import evaluate_net, synthetic_val_sets
 from .terms import weights_of
@@ -68,18 +69,6 @@ def row_config(base: TransferConfig, key: str, out_dir: Path) -> TransferConfig:
 
 def _fmt(v: float | None, digits: int) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
-
-
-def _json_safe(o: Any) -> Any:
-    """``o`` with infinite floats as "inf" (strict JSON has no infinity; an identical input's
-    PSNR is one)."""
-    if isinstance(o, float) and math.isinf(o):
-        return "inf" if o > 0 else "-inf"
-    if isinstance(o, dict):
-        return {k: _json_safe(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_json_safe(v) for v in o]
-    return o
 
 
 def markdown(results: dict[str, Any], kinds: Sequence[str], averaged: Sequence[str] | None = None) -> str:
@@ -170,7 +159,7 @@ def run_ablation(
         }
     )
     results["mean_over"] = degraded = [k for k in kinds if k not in base.untaught] or list(kinds)
-    (out / "ablation.json").write_text(json.dumps(_json_safe(results), indent=2, default=str, allow_nan=False))
+    write_json(out / "ablation.json", results)
     md = out / "ablation.md"
     md.write_text(markdown(results, kinds, degraded))
     return md

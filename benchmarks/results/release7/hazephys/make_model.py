@@ -1,6 +1,6 @@
 """Put a trained prior in front of a restoration model: a `haze-prior` model file.
 Usage: make_model.py PRIOR_WEIGHTS(.pt|.safetensors) OUT.json [BODY_MODEL=default]
-(physnet_c.safetensors here is phase c's prior, kept in git: the cache is not.)"""
+(physnet_c/_d.safetensors here are phases c and d's priors, kept in git: the cache is not.)"""
 import hashlib
 import sys
 from pathlib import Path
@@ -21,5 +21,6 @@ else:
     net.prior.load_state_dict(torch.load(prior_path, weights_only=True))
 prov = {"stage": "haze-prior", "body": {"model": body.name, "sha256": body.config.sha256},
         "prior": {"weights": str(prior_path), "sha256": hashlib.sha256(prior_path.read_bytes()).hexdigest(),
-                  "recipe": "benchmarks/results/release7/hazephys/train.py (phase a 2800 steps, PHASE=b 3000, PHASE=c 1800)"}}
+                  "recipe": "benchmarks/results/release7/hazephys/train.py (phase a 2800 steps, PHASE=b 3000, PHASE=c 1800"
+                  + (", PHASE=d 1200)" if prior_path.stem.endswith("_d") else ")")}}
 print(save_model(net, out, "haze-prior", {"body": body.config.arch, "body_args": body.config.arch_args}, body.config.kinds, prov))

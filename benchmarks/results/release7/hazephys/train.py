@@ -8,6 +8,7 @@ from common import REC
 from torch.utils.data import IterableDataset, DataLoader, get_worker_info
 from uniremoval.data.io import read_image
 from uniremoval.degrade._common import smooth_field
+from scipy import ndimage
 
 import os
 PHASE = os.environ.get("PHASE", "a")
@@ -17,12 +18,15 @@ KINDS = ([("r6", "haze", .30), ("r7", "haze", .25), ("r7", "clean", .15),
           ("r6", "rain", .10), ("r7", "rain", .08), ("r6", "blur", .06), ("r7", "blur", .06)] if PHASE == "a" else
          [("r6", "haze", .22), ("r7", "haze", .20), ("r7", "clean", .12), ("r6", "rain", .08), ("r7", "rain", .08),
           ("r6", "blur", .10), ("r7", "blur", .10), ("r7", "haze+rain", .05), ("r7", "rain+blur", .05)]
-         + ([("own", "fog", .12)] if PHASE == "c" else []))
+         + ([("own", "fog", .12)] if PHASE in ("c", "d") else [])
+         + ([("own", "fogfar", .14)] if PHASE == "d" else []))
 LR = 1e-3 if PHASE == "a" else 3e-4
 # Phase c continues from b with the airlight read from the photo (dark-channel candidate plus
 # a bounded correction: the regressed airlight drifted dark on real photos) and thin, nearly
 # uniform fog under a bright neutral airlight (b missed such fog on two real photos).
-PREV = {"b": "physnet.pt", "c": "physnet_b.pt"}
+# Phase d continues from c with fog behind a clear foreground (`add_fog_behind`): c still
+# returned t = 1 on 9 of 24 real fog photos, all with a dark, sharp foreground before the fog.
+PREV = {"b": "physnet.pt", "c": "physnet_b.pt", "d": "physnet_c.pt"}
 
 
 def add_fog(img, rng):
@@ -34,6 +38,23 @@ def add_fog(img, rng):
     t = np.clip(t0 * (1 + 0.15 * (2 * smooth_field(rng, h, w, float(rng.uniform(2, 5))) - 1) + slope), 0.05, 1).astype(np.float32)
     a = np.clip(rng.uniform(0.8, 1.05) * (1 + rng.uniform(-0.03, 0.03, 3)), 0, 1.1).astype(np.float32)
     return np.clip(img * t[..., None] + a * (1 - t[..., None]), 0, 1), t, a
+
+
+def add_fog_behind(img, rng):
+    """Dense fog behind a clear foreground: the lower part of the photo (a wavy, blobby line
+    between near and far, as trees, hills and buildings make it) keeps t ~ 1 and is often
+    darkened (silhouettes), the rest gets dense fog (far t 0.05-0.5) under a bright, nearly
+    neutral airlight; the near/far edge is a few pixels wide. Returns (hazy, clean, t, A)."""
+    h, w = img.shape[:2]
+    yy = np.linspace(0, 1, h, dtype=np.float32)[:, None]
+    wiggle = rng.uniform(0.2, 0.8) * (smooth_field(rng, h, w, float(rng.uniform(3, 10))) - 0.5)
+    near = ndimage.gaussian_filter((yy + wiggle > rng.uniform(0.3, 0.8)).astype(np.float32), rng.uniform(0.5, 3))
+    if rng.random() < 0.6:  # a dark foreground in front of the fog (woods, silhouettes)
+        img = img * (1 - near[..., None] * rng.uniform(0.3, 0.8))
+    t_far = rng.uniform(0.05, 0.5) * (1 + 0.2 * (2 * smooth_field(rng, h, w, float(rng.uniform(2, 5))) - 1))
+    t = np.clip(near * rng.uniform(0.85, 1.0) + (1 - near) * t_far, 0.05, 1).astype(np.float32)
+    a = np.clip(rng.uniform(0.75, 1.0) * (1 + rng.uniform(-0.04, 0.04, 3)), 0, 1.1).astype(np.float32)
+    return np.clip(img * t[..., None] + a * (1 - t[..., None]), 0, 1), img.astype(np.float32), t, a
 
 
 def load_photos():
@@ -71,15 +92,17 @@ class Stream(IterableDataset):
             t_true, a_true, known = np.ones(img.shape[:2], np.float32), np.ones(3, np.float32), 1.0
             if kind == "fog":
                 out, t_true, a_true = add_fog(img, rng)
+            elif kind == "fogfar":
+                out, img, t_true, a_true = add_fog_behind(img, rng)
             else:
                 out, rec = self.regs[preset]._apply(img, kind, rng, None, camera=False)
             if kind == "haze":
                 t_true = REC.last.astype(np.float32); a_true = np.asarray(rec["airlight"], np.float32)
-            elif kind not in ("clean", "blur", "fog"):
+            elif kind not in ("clean", "blur", "fog", "fogfar"):
                 known = 0.0  # streaks: only the J loss
             yield (to_thumb(np.clip(out, 0, 1)), to_thumb(img),
                    F.interpolate(torch.from_numpy(t_true)[None, None], (THUMB, THUMB), mode="area")[0],
-                   torch.from_numpy(a_true), torch.tensor(known), torch.tensor(float(kind in ("haze", "fog"))))
+                   torch.from_numpy(a_true), torch.tensor(known), torch.tensor(float(kind in ("haze", "fog", "fogfar"))))
 
 
 def main():
@@ -97,7 +120,7 @@ def main():
     if ck.exists():
         s = torch.load(ck, weights_only=True); net.load_state_dict(s["net"]); opt.load_state_dict(s["opt"]); sched.load_state_dict(s["sched"]); step = s["step"]
     photos = load_photos()
-    dl = iter(DataLoader(Stream(photos, 1000 + step + {"a": 0, "b": 77, "c": 154}[PHASE]), batch_size=32, num_workers=1, persistent_workers=True, prefetch_factor=4))
+    dl = iter(DataLoader(Stream(photos, 1000 + step + {"a": 0, "b": 77, "c": 154, "d": 231}[PHASE]), batch_size=32, num_workers=1, persistent_workers=True, prefetch_factor=4))
     t0, agg = time.time(), np.zeros(4)
     while step < steps:
         x, j, tt, at, known, hz = next(dl)
@@ -107,7 +130,7 @@ def main():
         lj = (jh - j).abs().mean()
         lt = ((tu - tt).abs().mean((1, 2, 3)) * known).mean()
         la = ((a - at).abs().mean(1) * hz * (1 - tt.mean((1, 2, 3)))).mean()
-        loss = lj + 0.5 * lt + (1.0 if PHASE == "c" else 0.5) * la
+        loss = lj + 0.5 * lt + (1.0 if PHASE in ("c", "d") else 0.5) * la
         opt.zero_grad(); loss.backward(); nn.utils.clip_grad_norm_(net.parameters(), 1.0); opt.step(); sched.step(); step += 1
         agg += [loss.item(), lj.item(), lt.item(), la.item()]
         if step % 100 == 0:
