@@ -190,7 +190,7 @@ class HazePrior(nn.Module):
         for y in range(0, h, strip_rows):
             y0, y1 = max(0, y - self.halo), min(h, y + strip_rows + self.halo)
             j = self.invert(x[None, :, y0:y1], a, b, air, (y0, h))[0]
-            out[:, y : y + strip_rows] = j[:, y - y0 : y - y0 + min(strip_rows, h - y)]
+            out[:, y : y + strip_rows] = j[:, y - y0 : y - y0 + strip_rows]
         return out
 
 

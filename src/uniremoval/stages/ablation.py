@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import platform
 import time
 from pathlib import Path

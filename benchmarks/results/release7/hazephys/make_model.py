@@ -1,6 +1,7 @@
 """Put a trained prior in front of a restoration model: a `haze-prior` model file.
 Usage: make_model.py PRIOR_WEIGHTS(.pt|.safetensors) OUT.json [BODY_MODEL=default]
-(physnet_c/_d.safetensors here are phases c and d's priors, kept in git: the cache is not.)"""
+(physnet_c.safetensors here is phase c's prior, kept in git: the cache is not; phase d, rejected,
+stays in the cache as physnet_d.pt.)"""
 import hashlib
 import sys
 from pathlib import Path
