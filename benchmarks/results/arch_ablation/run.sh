@@ -21,7 +21,16 @@
 # that composite.
 # r6prior_mix_cap: r6prior_mix with the prior's detail gain capped at 1.5 (haze-prior's
 # detail_gain: sensor grain in a dense-haze sky is no longer multiplied by 1 / t, up to x5).
-# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | uninet | uninet_noctx; default: the first round's four)
+# r6prior_mix_cam: r6prior_mix with the camera stage after haze (noise, gamma, JPEG, 8 bits):
+# the prior multiplies a real hazy sky's grain and 8-bit steps by 1 / t (up to x5), which
+# r6prior_mix's body never saw (its haze was noise-free floats) and paints into blotches.
+# r6prior_mix_cam_r6t: r6prior_mix_cam with release 6 itself as the teacher of blur and rain6
+# (output distillation, weight 1, beside the ground truth): every fine-tune so far lost
+# 0.35-0.94 dB on release 6's blur pairs and r6prior_mix still 0.63 on its rain pairs.
+# r6prior_mix_cam_bt: r6prior_mix_cam's data with release 6 the teacher of blur alone (rain6's
+# teacher brought test10's blotches back); run as a short continuation of r6prior_mix_cam
+# (PRIOR_MODEL=.../models/r6prior_mix_cam.json STEPS=400).
+# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | r6prior_mix_cam | r6prior_mix_cam_r6t | r6prior_mix_cam_bt | uninet | uninet_noctx; default: the first round's four)
 set -euo pipefail
 cd "$(dirname "$0")"
 STEPS=${STEPS:-2000}
@@ -49,13 +58,15 @@ for arm in "${arms[@]}"; do
     r6prior_r6data) a=(--set model.arch=haze-prior --set 'model.args={body: nafnet-small-deep, body_args: {}}'
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, blur]' --set 'data.scales=null' --set 'data.kind_mix={haze: 2}' --set 'data.degrade={preset: r6}' --set data.whole_photo=false) ;;
-    r6prior_mix|r6prior_mix_cap) a=(--set model.arch=haze-prior
+    r6prior_mix|r6prior_mix_cap|r6prior_mix_cam|r6prior_mix_cam_r6t|r6prior_mix_cam_bt) a=(--set model.arch=haze-prior
              --set "model.args={body: nafnet-small-deep, body_args: {}$([ $arm = r6prior_mix_cap ] && echo ', detail_gain: 1.5' || true)}"
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, rain6, blur, clean]' --set data.images_per_step=10
-             --set "data.degrade={kinds: {haze: {camera: null}, rain: {camera: null, streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}}}") ;;
+             --set "data.degrade={kinds: {haze: {$([[ $arm = r6prior_mix_cam* ]] || echo 'camera: null')}, rain: {camera: null, streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}}}") ;;
     uninet_noctx) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true --set 'model.args={context_dim: 0}' "${nocam[@]}") ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac
+  [ $arm != r6prior_mix_cam_r6t ] || a+=(--set loss.out_weight=1.0 --set "teachers={blur: $R6, rain6: $R6}" --set 'untaught=[haze, rain, clean]')
+  [ $arm != r6prior_mix_cam_bt ] || a+=(--set loss.out_weight=1.0 --set "teachers={blur: $R6}" --set 'untaught=[haze, rain, rain6, clean]')
   $U train transfer "${common[@]}" "${a[@]}" --set run.out_dir=$OUT/$arm 2>&1 | tee -a $OUT/$arm.log
 done
