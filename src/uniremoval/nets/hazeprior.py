@@ -98,8 +98,9 @@ class HazePrior(nn.Module):
     def __init__(self, width: int = 32, detail_gain: float | None = None) -> None:
         super().__init__()
         # None: J = (I - A) / t + A, which multiplies sensor noise by 1 / t (x5 in a dense-haze
-        # sky), and bodies trained with short, thin streaks paint that grain into brown
-        # blotches. A number: only the smooth part of the photo gets 1 / t, the detail above
+        # sky); a body trained on noise-free hazy photos paints that grain into brown blotches
+        # (training haze with the camera stage fixes it at the source: arch_ablation's fifth
+        # round). A number: only the smooth part of the photo gets 1 / t, the detail above
         # DETAIL_SIGMA at most this gain (no weights: an inference and training choice).
         if detail_gain is not None and detail_gain < 1:
             raise ValueError(f"detail_gain must be >= 1 (or None), not {detail_gain}")
