@@ -3,7 +3,7 @@
 A dehazer stretches contrast by 1/t; where the input holds no scene detail (a flat hazy sky)
 the only texture to stretch is noise, JPEG blocks and 8-bit banding, and a model that
 stretches it paints blotches. For every held-out photo of ``--kind`` (the real-photo split
-stage 2 evaluates on) this measures, on luminance, the band-pass energy (difference of
+stage 2 evaluates on; ``--side train``: the split's other side, for choosing) this measures, on luminance, the band-pass energy (difference of
 Gaussians, sigma 1 and 8 px: from pixel noise to 8x8 blocks and blotches) in
 
 - flat regions: where the input's coarse gradient (Gaussian sigma 4, then averaged over
@@ -16,7 +16,7 @@ bootstrap 95 % interval over photos. A model that restores contrast raises both;
 raise the flat one far above the detail one. Photos are downscaled to ``--max-side`` first,
 as the visual panel does. A proxy, not a verdict: look at the panel too.
 
-    python benchmarks/flat_regions.py --real ../shared/data/real --model r6=default \\
+    python benchmarks/flat_regions.py --real ../shared/data/real --model r6=release6 \\
         --model new=path/to/model.json --out benchmarks/results/flat_regions
 """
 from __future__ import annotations
@@ -89,14 +89,16 @@ def main() -> None:
     ap.add_argument("--flat-threshold", type=float, default=0.002, help="Coarse gradient below which a region is flat.")
     ap.add_argument("--holdout", type=float, default=0.25)
     ap.add_argument("--split-seed", type=int, default=0)
+    ap.add_argument("--side", choices=("heldout", "train"), default="heldout",
+                    help="Which side of the split: train is for choosing between models without touching the held-out photos.")
     a = ap.parse_args()
     specs = [m.split("=", 1) if "=" in m else [Path(m).stem, m] for m in a.model]
     methods = {label: load_method(spec, device="cpu") for label, spec in specs}
     real = a.real.expanduser()
     plan = plan_split(real, a.holdout, a.split_seed)
-    files = sorted(real / f["path"] for f in plan["files"] if f["group"] == a.kind and f["side"] == "heldout")
+    files = sorted(real / f["path"] for f in plan["files"] if f["group"] == a.kind and f["side"] == a.side)
     if not files:
-        raise ValueError(f"{real}: no held-out photos in {a.kind}/")
+        raise ValueError(f"{real}: no {a.side} photos in {a.kind}/")
     per_photo: dict[str, dict[str, dict[str, float]]] = {}
     for path in files:
         x = shrink(read_image(path), a.max_side)
@@ -111,10 +113,11 @@ def main() -> None:
         summary[label] = {key: median_ci([r[key] for r in rows]) for key in ("flat", "detail")} | {"photos": len(rows)}
     tag = f"_{a.tag}" if a.tag else ""
     a.out.mkdir(parents=True, exist_ok=True)
-    result = {"kind": a.kind, "max_side": a.max_side, "flat_threshold": a.flat_threshold,
+    result = {"kind": a.kind, "side": a.side, "max_side": a.max_side, "flat_threshold": a.flat_threshold,
               "models": {label: spec for label, spec in specs}, "summary": summary, "per_photo": per_photo}
     (a.out / f"flat_regions{tag}.json").write_text(json.dumps(result, indent=1, sort_keys=True))
-    lines = [f"# Band-pass amplification in flat vs detailed regions, held-out real {a.kind} photos",
+    side = "held-out" if a.side == "heldout" else "training-split"
+    lines = [f"# Band-pass amplification in flat vs detailed regions, {side} real {a.kind} photos",
              "", f"Output/input band-pass std (DoG sigma 1-8 px, luminance), photos at <= {a.max_side} px; "
              "median over photos [bootstrap 95 %]. 1 = unchanged; flat >> detail = texture painted into smooth areas.",
              "", "| model | photos | flat regions | detailed regions |", "|---|---|---|---|"]

@@ -36,7 +36,7 @@ def test_thumbnail_is_the_area_downsampled_photo_mirrored_to_a_square() -> None:
 
 
 def test_nafnet_ctx_loads_release6_exactly_and_ignores_context_until_trained() -> None:
-    release6 = load_model("default").net.eval()
+    release6 = load_model("release6").net.eval()
     assert nets.descriptor(release6).arch == "nafnet-small-deep"
     ctx = nets.build("nafnet-ctx")
     nets.grow(release6, ctx)  # the zero-initialised context and FiLM layers are accepted as new

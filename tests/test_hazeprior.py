@@ -173,6 +173,9 @@ def test_the_prior_is_frozen_unless_asked_so_a_body_trains_behind_it() -> None:
     net(x).mean().backward()
     assert all(p.grad is None for p in net.prior.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.body.parameters())
+    net.requires_grad_(False).requires_grad_(True)  # how a stage unfreezes a loaded student
+    assert not any(p.requires_grad for p in net.prior.parameters())
+    assert all(p.requires_grad for p in net.body.parameters())
     both = nets.build("haze-prior", **BODY, train_prior=True)
     both(x).mean().backward()
     assert any(p.grad is not None for p in both.prior.parameters())

@@ -81,12 +81,14 @@ def test_bad_configs_give_clear_errors(identity_model: Path, tmp_path: Path, mut
         load_model(j)
 
 
-def test_the_bundled_default_model_loads_verified_and_small() -> None:
-    from uniremoval.modelfile import bundled_dir
+@pytest.mark.parametrize("name", ["default", "release6"])
+def test_the_bundled_models_load_verified_and_small(name: str) -> None:
+    from uniremoval.modelfile import bundled_dir, bundled_models
 
-    m = load_model("default")  # sha256 checked on load
-    assert set(m.config.kinds) == {"haze", "rain", "blur"}
-    size = sum(f.stat().st_size for f in bundled_dir().glob("default.*"))
+    assert name in bundled_models()
+    m = load_model(name)  # sha256 checked on load
+    assert {"haze", "rain", "blur"} <= set(m.config.kinds)
+    size = sum(f.stat().st_size for f in bundled_dir().glob(f"{name}.*"))
     assert size < 20 * 2**20
     x = torch.rand(1, 3, 64, 64)
     with torch.inference_mode():

@@ -257,3 +257,24 @@ def test_a_context_student_adapts_with_each_photos_thumbnail(world: dict[str, Pa
     assert res.step == 3 and res.export is not None
     assert calls and all(c == (n, 3, 16, 16) for n, c in calls), calls
     assert {n for n, _ in calls} >= {1, 2}  # batches of crops and single validation photos
+
+
+def test_the_shipped_haze_prior_architecture_adapts_with_its_prior_frozen(world: dict[str, Path]) -> None:
+    """Release 7's architecture (a haze prior in front of a body) goes through stage 2: the
+    body trains, the prior that was trained on true transmission and airlight stays as it was,
+    and the export is again a haze-prior model."""
+    from uniremoval.modelfile import load_model
+
+    r = world["root"]
+    args = {"body": "nafnet", "body_args": ARGS, "prior_width": 8}
+    torch.manual_seed(0)
+    net = nets.build("haze-prior", **args)
+    student = save_model(net, r / "models" / "hp_student.json", "haze-prior", args, ["haze", "rain", "blur", "clean"])
+    res = train_adapt(_cfg(world, "hp", f"student={student}", "run.steps=3", "run.val_every=3"))
+    assert res.step == 3 and res.export is not None
+    out = load_model(res.export)
+    assert out.config.arch == "haze-prior"
+    before, after = net.state_dict(), out.net.state_dict()
+    # (EMA of an unchanged weight may move it by rounding only)
+    assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before if k.startswith("prior."))
+    assert any(not torch.allclose(before[k], after[k], atol=1e-6) for k in before if k.startswith("body."))

@@ -13,7 +13,7 @@ M=$(cd ../../.. && pwd); PY=$M/.venv/bin/python; U=$M/.venv/bin/uniremoval; D=${
 arms=("$@"); [ ${#arms[@]} -gt 0 ] || arms=(r6arch uninet)
 TAG=${TAG:-abl}; BASELINE=${BASELINE:-r6arch}; sfx=$([ "$TAG" = abl ] || echo "_$TAG")
 mkdir -p "$OUT/models" eval
-models=(--model r6=default); paths=()
+models=(--model r6=release6); paths=()
 for a in "${arms[@]}"; do
   # Copies named after the arm so every report labels them apart (a model is labelled by its file name).
   $PY -c "import json,shutil,sys; a,o=sys.argv[1:]; src=o+'/'+a+'/allinone/export/allinone'; d=json.load(open(src+'.json')); d['weights']=a+'.safetensors'; json.dump(d, open(o+'/models/'+a+'.json','w'), indent=1, sort_keys=True); shutil.copy(src+'.safetensors', o+'/models/'+a+'.safetensors')" "$a" "$OUT"
@@ -24,11 +24,11 @@ $PY $M/benchmarks/synthetic_eval.py --val-dir $D/clean/val "${models[@]}" --base
 $PY $M/benchmarks/external_val.py --data $D/external_val "${models[@]}" --out eval --tag $TAG 2>/dev/null | tail -20
 $PY $M/benchmarks/scale_eval.py --val-dir $D/clean/val "${models[@]}" --count 8 --out eval --tag $TAG 2>/dev/null | tail -20
 [ -d /tmp/realsplit ] || $U train adapt-split $D/real -o /tmp/realsplit
-$U eval --model identity --model default "${paths[@]/#/--model=}" --real /tmp/realsplit/heldout -o eval/real$sfx 2>&1 | tail -20
+$U eval --model identity --model release6 "${paths[@]/#/--model=}" --real /tmp/realsplit/heldout -o eval/real$sfx 2>&1 | tail -20
 if [ ${#paths[@]} -ge 2 ]; then
   $PY $M/benchmarks/real_panel.py --real $D/real --model-a "${arms[0]}=${paths[0]}" --model-b "${arms[1]}=${paths[1]}" --out $OUT/panel_${arms[0]}_${arms[1]}.png
 fi
 # A clean photo must come back nearly unchanged: the clean validation photos as their own targets.
 rm -rf /tmp/cleanpairs && mkdir -p /tmp/cleanpairs/input /tmp/cleanpairs/target
 for f in $D/clean/val/*; do ln -s "$f" /tmp/cleanpairs/input/; ln -s "$f" /tmp/cleanpairs/target/; done
-$U eval --model identity --model default "${paths[@]/#/--model=}" --paired /tmp/cleanpairs -o eval/clean$sfx 2>&1 | tail -12
+$U eval --model identity --model release6 "${paths[@]/#/--model=}" --paired /tmp/cleanpairs -o eval/clean$sfx 2>&1 | tail -12

@@ -33,7 +33,9 @@
 # r6prior_mix_cam_kw: r6prior_mix_cam continued (PRIOR_MODEL=.../models/r6prior_mix_cam.json,
 # STEPS=1600) with blur and rain6 weighted 2 (loss.kind_weights): recover release 6's rain and
 # blur pairs without release 6's weights, which bring the painted skies back (_r6t, _bt).
-# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | r6prior_mix_cam | r6prior_mix_cam_r6t | r6prior_mix_cam_bt | r6prior_mix_cam_kw | uninet | uninet_noctx; default: the first round's four)
+# r6prior_mix_cam_s1: r6prior_mix_cam with run.seed 1 (other crops, kinds and degradations):
+# does its smooth sky on the real panel hold beyond one seed?
+# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | r6prior_mix_cam | r6prior_mix_cam_r6t | r6prior_mix_cam_bt | r6prior_mix_cam_kw | r6prior_mix_cam_s1 | uninet | uninet_noctx; default: the first round's four)
 set -euo pipefail
 cd "$(dirname "$0")"
 STEPS=${STEPS:-2000}
@@ -47,7 +49,7 @@ common=(--config $M/benchmarks/results/data_r6_vs_r7/base.yaml --set run.steps=$
 nocam=(--set "data.degrade={kinds: {haze: {camera: null}, rain: {camera: null, streak_dir: $D/rain_streaks/garg06}}}")
 # r7 with sensor noise, gamma and JPEG after the haze and the rain (camera.camera_finish).
 cam=(--set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06}}}")
-R6=$M/src/uniremoval/models/default.json
+R6=$M/src/uniremoval/models/release6.json
 mkdir -p "$OUT"
 arms=("$@"); [ ${#arms[@]} -gt 0 ] || arms=(r6arch r6ctx uninet uninet_noctx)
 for arm in "${arms[@]}"; do
@@ -61,7 +63,7 @@ for arm in "${arms[@]}"; do
     r6prior_r6data) a=(--set model.arch=haze-prior --set 'model.args={body: nafnet-small-deep, body_args: {}}'
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, blur]' --set 'data.scales=null' --set 'data.kind_mix={haze: 2}' --set 'data.degrade={preset: r6}' --set data.whole_photo=false) ;;
-    r6prior_mix|r6prior_mix_cap|r6prior_mix_cam|r6prior_mix_cam_r6t|r6prior_mix_cam_bt|r6prior_mix_cam_kw) a=(--set model.arch=haze-prior
+    r6prior_mix|r6prior_mix_cap|r6prior_mix_cam|r6prior_mix_cam_r6t|r6prior_mix_cam_bt|r6prior_mix_cam_kw|r6prior_mix_cam_s1) a=(--set model.arch=haze-prior
              --set "model.args={body: nafnet-small-deep, body_args: {}$([ $arm = r6prior_mix_cap ] && echo ', detail_gain: 1.5' || true)}"
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, rain6, blur, clean]' --set data.images_per_step=10
@@ -69,8 +71,11 @@ for arm in "${arms[@]}"; do
     uninet_noctx) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true --set 'model.args={context_dim: 0}' "${nocam[@]}") ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac
-  [ $arm != r6prior_mix_cam_r6t ] || a+=(--set loss.out_weight=1.0 --set "teachers={blur: $R6, rain6: $R6}" --set 'untaught=[haze, rain, clean]')
-  [ $arm != r6prior_mix_cam_kw ] || a+=(--set 'loss.kind_weights={rain6: 2.0, blur: 2.0}')
-  [ $arm != r6prior_mix_cam_bt ] || a+=(--set loss.out_weight=1.0 --set "teachers={blur: $R6}" --set 'untaught=[haze, rain, rain6, clean]')
+  case $arm in
+    r6prior_mix_cam_r6t) a+=(--set loss.out_weight=1.0 --set "teachers={blur: $R6, rain6: $R6}" --set 'untaught=[haze, rain, clean]') ;;
+    r6prior_mix_cam_kw) a+=(--set 'loss.kind_weights={rain6: 2.0, blur: 2.0}') ;;
+    r6prior_mix_cam_bt) a+=(--set loss.out_weight=1.0 --set "teachers={blur: $R6}" --set 'untaught=[haze, rain, rain6, clean]') ;;
+    r6prior_mix_cam_s1) a+=(--set run.seed=1) ;;
+  esac
   $U train transfer "${common[@]}" "${a[@]}" --set run.out_dir=$OUT/$arm 2>&1 | tee -a $OUT/$arm.log
 done

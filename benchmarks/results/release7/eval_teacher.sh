@@ -20,7 +20,7 @@ mkdir -p "$OUT/models" eval
 # gpu_teachers.sh has no run folder here: it is scored as it is.
 [ ! -f "$OUT/$n/$rn/export/$rn.json" ] || $U train export "$OUT/$n/$rn" -o "$OUT/models/$n.json" >/dev/null
 T=$OUT/models/$n.json
-models=(--model r6=default --model "$n=$T"); paths=("$T")
+models=(--model r6=release6 --model "$n=$T"); paths=("$T")
 for extra in "$@"; do models+=(--model "$extra"); paths+=("${extra#*=}"); done
 $PY $M/benchmarks/synthetic_eval.py --val-dir $D/clean/val --kinds $kind "${models[@]}" --baseline r6 --out eval --tag ${n}_r6 2>/dev/null | tail -12
 $PY $M/benchmarks/synthetic_eval.py --val-dir $D/clean/val --kinds $kind "${models[@]}" --baseline r6 --preset r7 --count 24 --out eval --tag ${n}_r7 2>/dev/null | tail -12
@@ -28,11 +28,11 @@ $PY $M/benchmarks/synthetic_eval.py --val-dir $D/clean/val --kinds $kind "${mode
 $PY $M/benchmarks/scale_eval.py --val-dir $D/clean/val --kinds $kind "${models[@]}" --count 8 --out eval --tag $n 2>/dev/null | tail -8
 [ -d /tmp/realsplit ] || $U train adapt-split $D/real -o /tmp/realsplit
 rm -rf /tmp/real_$kind && mkdir -p /tmp/real_$kind && ln -s /tmp/realsplit/heldout/$real /tmp/real_$kind/$real
-$U eval --model identity --model default "${paths[@]/#/--model=}" --real /tmp/real_$kind -o eval/real_$n 2>&1 | tail -12
+$U eval --model identity --model release6 "${paths[@]/#/--model=}" --real /tmp/real_$kind -o eval/real_$n 2>&1 | tail -12
 # A clean photo must come back nearly unchanged: the clean validation photos as their own targets.
 rm -rf /tmp/cleanpairs && mkdir -p /tmp/cleanpairs/input /tmp/cleanpairs/target
 for f in $D/clean/val/*; do ln -s "$f" /tmp/cleanpairs/input/; ln -s "$f" /tmp/cleanpairs/target/; done
-$U eval --model identity --model default "${paths[@]/#/--model=}" --paired /tmp/cleanpairs -o eval/clean_$n 2>&1 | tail -6
+$U eval --model identity --model release6 "${paths[@]/#/--model=}" --paired /tmp/cleanpairs -o eval/clean_$n 2>&1 | tail -6
 # The grids show ../shared photos, which never go into git: they are kept beside the teachers.
 mkdir -p $OUT/panels
 mv eval/real_$n/real_grid.png $OUT/panels/real_$n.png

@@ -32,7 +32,7 @@ train() {  # kind, steps, seconds, extra overrides...
     --set data.images_per_step=$BATCH --set data.workers=$WORKERS \
     --set "data.clean_dir=$D/clean/train" --set "data.val_dir=$D/clean/train" \
     --set "data.degrade={kinds: {rain: {streak_dir: $D/garg06${RAIN:+, $RAIN}}}}" \
-    --set "model.init=$M/src/uniremoval/models/default.json" --set run.out_dir=$RUNS/teacher_$kind "$@"
+    --set "model.init=$M/src/uniremoval/models/release6.json" --set run.out_dir=$RUNS/teacher_$kind "$@"
 }
 for kind in ${KINDS:-blur rain}; do
   run=$RUNS/teacher_$kind; klog=$RUNS/teacher_$kind.log

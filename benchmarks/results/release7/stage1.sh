@@ -23,5 +23,5 @@ $U train transfer --config stage1.yaml \
   ${STEPS:+--set run.steps=$STEPS} \
   --set "data.clean_dir=$D/clean/train" --set "data.val_dir=$D/clean/val" \
   --set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06${RAIN:+, $RAIN}}}}" \
-  --set "model.init=$M/src/uniremoval/models/default.json" \
+  --set "model.init=$M/src/uniremoval/models/release6.json" \
   --set run.out_dir=$OUT/stage1 "${extra[@]}" 2>&1 | tee -a $OUT/stage1.log

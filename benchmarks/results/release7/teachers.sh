@@ -15,7 +15,7 @@ cd "$(dirname "$0")"
 STEPS=${STEPS:-3000}
 OUT=${OUT:-$HOME/.cache/uniremoval/release7}
 M=$(cd ../../.. && pwd); U=$M/.venv/bin/uniremoval; D=${DATA:-$M/../shared/data}
-R6=$M/src/uniremoval/models/default.json
+R6=$M/src/uniremoval/models/release6.json
 [ $# -gt 0 ] || { echo "usage: teachers.sh KIND... (haze | rain | blur)" >&2; exit 2; }
 mkdir -p "$OUT"
 for kind in "$@"; do

@@ -200,10 +200,18 @@ class PriorNet(nn.Module):
 
     def __init__(self, body: nn.Module, prior: HazePrior, train_prior: bool = False) -> None:
         super().__init__()
-        self.prior, self.body = prior, body
+        self.prior, self.body, self.train_prior = prior, body, train_prior
         # Frozen by default: the prior is trained on its own targets (true t and A), and a
         # body fine-tuned behind it should learn to restore its output, not to re-fit it.
         self.prior.requires_grad_(train_prior)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "PriorNet":
+        # Stages unfreeze a loaded student with requires_grad_(True) (stage 2 does); that must
+        # not hand the prior to their losses unless the net was built with train_prior.
+        super().requires_grad_(requires_grad)
+        if requires_grad and not self.train_prior:
+            self.prior.requires_grad_(False)
+        return self
 
     def forward(self, x: torch.Tensor, **kw: Any) -> Any:
         return self.body(self.prior.dehaze(x).to(x.dtype), **kw)

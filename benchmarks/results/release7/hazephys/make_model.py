@@ -1,5 +1,5 @@
 """Put a trained prior in front of a restoration model: a `haze-prior` model file.
-Usage: make_model.py PRIOR_WEIGHTS(.pt|.safetensors) OUT.json [BODY_MODEL=default]
+Usage: make_model.py PRIOR_WEIGHTS(.pt|.safetensors) OUT.json [BODY_MODEL=release6: release 6, the body of every composite so far]
 (physnet_c.safetensors here is phase c's prior, kept in git: the cache is not; phase d, rejected,
 stays in the cache as physnet_d.pt.)"""
 import hashlib
@@ -12,7 +12,7 @@ from uniremoval import nets
 from uniremoval.modelfile import load_model, save_model
 
 prior_path, out = Path(sys.argv[1]), Path(sys.argv[2])
-body = load_model(sys.argv[3] if len(sys.argv) > 3 else "default")
+body = load_model(sys.argv[3] if len(sys.argv) > 3 else "release6")
 net = nets.build("haze-prior", body=body.config.arch, body_args=body.config.arch_args)
 net.body.load_state_dict(body.net.state_dict())
 if prior_path.suffix == ".safetensors":
