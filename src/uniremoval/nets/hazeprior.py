@@ -201,13 +201,13 @@ class PriorNet(nn.Module):
     def __init__(self, body: nn.Module, prior: HazePrior, train_prior: bool = False) -> None:
         super().__init__()
         self.prior, self.body, self.train_prior = prior, body, train_prior
-        # Frozen by default: the prior is trained on its own targets (true t and A), and a
-        # body fine-tuned behind it should learn to restore its output, not to re-fit it.
-        self.prior.requires_grad_(train_prior)
+        self.requires_grad_()
 
     def requires_grad_(self, requires_grad: bool = True) -> "PriorNet":
-        # Stages unfreeze a loaded student with requires_grad_(True) (stage 2 does); that must
-        # not hand the prior to their losses unless the net was built with train_prior.
+        # The prior is frozen unless built with train_prior: it is trained on its own targets
+        # (true t and A), and a body fine-tuned behind it should learn to restore its output,
+        # not re-fit it. Stages unfreeze a loaded student with requires_grad_(True) (stage 2
+        # does), so the rule lives here rather than only in the constructor.
         super().requires_grad_(requires_grad)
         if requires_grad and not self.train_prior:
             self.prior.requires_grad_(False)
