@@ -11,7 +11,7 @@ import torch
 from uniremoval import Restorer, load_model, nets
 from uniremoval.infer import Engine
 from uniremoval.modelfile import save_model
-from uniremoval.nets.hazeprior import AIR_STEP, HazePrior, airlight_candidate, transmission_bound
+from uniremoval.nets.hazeprior import AIR_STEP, T_MIN, HazePrior, airlight_candidate, noise_sigma, transmission_bound
 
 BODY = {"body": "nafnet", "body_args": {"width": 8, "enc_blocks": [1, 1], "middle_blocks": 1}, "prior_width": 8}
 
@@ -29,8 +29,9 @@ def _random_prior_net() -> torch.nn.Module:
 class _Fixed(HazePrior):
     """A prior whose estimate is given: constant t and airlight."""
 
-    def __init__(self, t: float, air: tuple[float, float, float], detail_gain: float | None = None) -> None:
-        super().__init__(width=4, detail_gain=detail_gain)
+    def __init__(self, t: float, air: tuple[float, float, float], detail_gain: float | None = None,
+                 noise_target: float | None = None) -> None:
+        super().__init__(width=4, detail_gain=detail_gain, noise_target=noise_target)
         self.t, self.light = t, torch.tensor([air])
 
     def forward(self, thumb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
@@ -115,6 +116,35 @@ def test_detail_gain_amplifies_the_smooth_part_by_1_over_t_and_the_grain_at_most
         prior.tout.bias.fill_(50.0)  # t = 1: a clear photo still passes unchanged
     x = torch.rand(3, 33, 47)
     assert (prior.apply_photo(x) - x).abs().max().item() < 1e-5
+
+
+def test_noise_sigma_reads_the_noise_not_the_texture() -> None:
+    g = torch.Generator().manual_seed(5)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 256), torch.linspace(0, 1, 320), indexing="ij")
+    scene = (0.3 + 0.4 * xx * yy)[None, None].expand(1, 3, -1, -1).clone()
+    scene[..., :, 160:] += 0.2 * torch.rand(1, 1, 256, 160, generator=g)  # half the photo is texture
+    for sigma in (0.002, 0.01, 0.03):
+        noisy = scene + sigma * torch.randn(1, 1, 256, 320, generator=g)  # grey noise: sigma in every channel
+        assert abs(noise_sigma(noisy).item() - sigma) < 0.2 * sigma, sigma
+    assert noise_sigma(scene).item() < 1e-3  # the texture alone does not count as noise
+
+
+def test_noise_target_keeps_the_noise_of_a_dense_fog_bank_near_the_target() -> None:
+    torch.manual_seed(4)
+    air, t, sigma = (0.8, 0.8, 0.8), 0.05, 0.01
+    fog = 0.8 + sigma * torch.randn(1, 1, 64, 96).expand(1, 3, -1, -1)  # the scene hidden: only noise
+    plain, floored = _Fixed(t, air), _Fixed(t, air, noise_target=0.04)
+    assert plain.floor(fog).item() == pytest.approx(T_MIN)
+    assert floored.floor(fog).item() == pytest.approx(sigma / 0.04, rel=0.2)
+    assert (plain.dehaze(fog) - 0.8).std().item() > 0.15  # x 1/t = x20: the noise becomes the photo
+    assert (floored.dehaze(fog) - 0.8).std().item() < 1.3 * 0.04  # about the target
+    clean = 0.2 + 0.6 * torch.rand(1, 3, 1, 1) * torch.ones(1, 3, 64, 96)  # no noise: the floor stays T_MIN
+    assert floored.floor(clean).item() == pytest.approx(T_MIN)
+    assert (floored.dehaze(clean) - plain.dehaze(clean)).abs().max().item() < 1e-6
+    strips = floored.apply_photo(fog[0], strip_rows=17)  # the floor is the whole photo's, in every strip
+    assert (strips - floored.dehaze(fog)[0]).abs().max().item() < 1e-5
+    with pytest.raises(ValueError, match="noise_target"):
+        HazePrior(width=4, noise_target=0.0)
 
 
 def test_strips_with_a_detail_gain_read_their_halo_rows_and_equal_one_pass() -> None:

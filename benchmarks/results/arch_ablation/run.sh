@@ -35,7 +35,11 @@
 # blur pairs without release 6's weights, which bring the painted skies back (_r6t, _bt).
 # r6prior_mix_cam_s1: r6prior_mix_cam with run.seed 1 (other crops, kinds and degradations):
 # does its smooth sky on the real panel hold beyond one seed?
-# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | r6prior_mix_cam | r6prior_mix_cam_r6t | r6prior_mix_cam_bt | r6prior_mix_cam_kw | r6prior_mix_cam_s1 | uninet | uninet_noctx; default: the first round's four)
+# r7_cont_cam: release 7 continued (PRIOR_MODEL=src/uniremoval/models/default.json, STEPS=1600,
+# run.seed 2: 16,000 new images) on r6prior_mix_cam's data with the camera stage after the r7
+# rain too (real rainy photos are noisy JPEGs): does a longer run recover release 6's rain and
+# blur pairs without release 6's weights or a heavier rain6 share (both paint skies)?
+# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | r6prior_mix_cam | r6prior_mix_cam_r6t | r6prior_mix_cam_bt | r6prior_mix_cam_kw | r6prior_mix_cam_s1 | r7_cont_cam | uninet | uninet_noctx; default: the first round's four)
 set -euo pipefail
 cd "$(dirname "$0")"
 STEPS=${STEPS:-2000}
@@ -63,11 +67,11 @@ for arm in "${arms[@]}"; do
     r6prior_r6data) a=(--set model.arch=haze-prior --set 'model.args={body: nafnet-small-deep, body_args: {}}'
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, blur]' --set 'data.scales=null' --set 'data.kind_mix={haze: 2}' --set 'data.degrade={preset: r6}' --set data.whole_photo=false) ;;
-    r6prior_mix|r6prior_mix_cap|r6prior_mix_cam|r6prior_mix_cam_r6t|r6prior_mix_cam_bt|r6prior_mix_cam_kw|r6prior_mix_cam_s1) a=(--set model.arch=haze-prior
+    r6prior_mix|r6prior_mix_cap|r6prior_mix_cam|r6prior_mix_cam_r6t|r6prior_mix_cam_bt|r6prior_mix_cam_kw|r6prior_mix_cam_s1|r7_cont_cam) a=(--set model.arch=haze-prior
              --set "model.args={body: nafnet-small-deep, body_args: {}$([ $arm = r6prior_mix_cap ] && echo ', detail_gain: 1.5' || true)}"
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, rain6, blur, clean]' --set data.images_per_step=10
-             --set "data.degrade={kinds: {haze: {$([[ $arm = r6prior_mix_cam* ]] || echo 'camera: null')}, rain: {camera: null, streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}}}") ;;
+             --set "data.degrade={kinds: {haze: {$([[ $arm = r6prior_mix_cam* || $arm = r7_cont_cam ]] || echo 'camera: null')}, rain: {$([ $arm = r7_cont_cam ] || echo 'camera: null, ')streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}}}") ;;
     uninet_noctx) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true --set 'model.args={context_dim: 0}' "${nocam[@]}") ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac
@@ -76,6 +80,7 @@ for arm in "${arms[@]}"; do
     r6prior_mix_cam_kw) a+=(--set 'loss.kind_weights={rain6: 2.0, blur: 2.0}') ;;
     r6prior_mix_cam_bt) a+=(--set loss.out_weight=1.0 --set "teachers={blur: $R6}" --set 'untaught=[haze, rain, rain6, clean]') ;;
     r6prior_mix_cam_s1) a+=(--set run.seed=1) ;;
+    r7_cont_cam) a+=(--set run.seed=2) ;;
   esac
   $U train transfer "${common[@]}" "${a[@]}" --set run.out_dir=$OUT/$arm 2>&1 | tee -a $OUT/$arm.log
 done

@@ -42,6 +42,9 @@ T_MIN = 0.04  # t floor: exp(-3.2), below the densest synthesis (far t 0.05)
 STRIP_ROWS = 512  # rows per strip of the full-resolution inversion (bounded memory)
 AIR_STEP = 0.3  # largest change the network may make to the dark-channel airlight candidate
 DETAIL_SIGMA = 2.0  # px: the detail that ``detail_gain`` limits is the photo minus this blur
+NOISE_BLOCK = 16  # px: blocks over which the noise estimate is averaged
+NOISE_QUANTILE = 0.1  # the flattest blocks' residual is noise, not texture
+_LAPLACE_DIFF = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
 
 
 def _block(i: int, o: int, s: int = 1) -> nn.Sequential:
@@ -77,6 +80,22 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
+def noise_sigma(x: torch.Tensor) -> torch.Tensor:
+    """Sensor-noise standard deviation of each photo (N, 3, H, W) -> (N,), in [0, 1] units.
+
+    Immerkaer's (1996) estimate: the grey image's difference of two Laplacians cancels smooth
+    signal, so ``sqrt(pi / 2) / 6 * |residual|`` estimates sigma where the photo is flat. It is
+    averaged over 16 x 16 blocks and the 10th percentile of blocks is kept: texture raises a
+    block's residual, noise raises every block's. Measured at full resolution, where the noise
+    is (a thumbnail averages it away)."""
+    grey = x.float().mean(1, keepdim=True)
+    k = torch.tensor(_LAPLACE_DIFF, dtype=torch.float32, device=x.device).view(1, 1, 3, 3)
+    r = F.conv2d(grey, k).abs() * (0.5 * torch.pi) ** 0.5 / 6.0
+    b = min(NOISE_BLOCK, r.shape[-2], r.shape[-1])
+    blocks = F.avg_pool2d(r, b).flatten(1)
+    return blocks.float().quantile(NOISE_QUANTILE, dim=1)
+
+
 def transmission_bound(x: torch.Tensor, air: torch.Tensor, radius: int = 2) -> torch.Tensor:
     """Lowest transmission that keeps ``J = (x - A) / t + A`` inside [0, 1] in every channel
     (Meng et al. 2013's boundary constraint), eroded over (2r + 1)^2 pixels so it is a property
@@ -95,7 +114,7 @@ class HazePrior(nn.Module):
     A U-Net to 8 x 8; the pooled bottleneck (mean and max) gives a per-photo vector that sets
     the airlight and shifts the decoder, so density is judged against the whole scene."""
 
-    def __init__(self, width: int = 32, detail_gain: float | None = None) -> None:
+    def __init__(self, width: int = 32, detail_gain: float | None = None, noise_target: float | None = None) -> None:
         super().__init__()
         # None: J = (I - A) / t + A, which multiplies sensor noise by 1 / t (x5 in a dense-haze
         # sky); a body trained on noise-free hazy photos paints that grain into brown blotches
@@ -105,6 +124,14 @@ class HazePrior(nn.Module):
         if detail_gain is not None and detail_gain < 1:
             raise ValueError(f"detail_gain must be >= 1 (or None), not {detail_gain}")
         self.detail_gain = detail_gain
+        # None: t may fall to T_MIN everywhere, so noise is multiplied by up to 25 in dense fog
+        # (a noisy JPEG's fog bank comes back as mottled teal texture). A number: t is kept at
+        # or above sigma / noise_target for the photo's measured noise sigma, so the noise in
+        # the output stays near noise_target where the haze hides the scene; a clean photo's
+        # floor stays at T_MIN (no weights: an inference and training choice).
+        if noise_target is not None and noise_target <= 0:
+            raise ValueError(f"noise_target must be > 0 (or None), not {noise_target}")
+        self.noise_target = noise_target
         w = width
         self.e1, self.e2, self.e3, self.e4 = _block(6, w, 2), _block(w, 2 * w, 2), _block(2 * w, 3 * w, 2), _block(3 * w, 4 * w, 2)
         self.glob = nn.Sequential(nn.Linear(8 * w, 4 * w), nn.GELU(), nn.Linear(4 * w, 4 * w))
@@ -149,16 +176,25 @@ class HazePrior(nn.Module):
         a, b = guided_coefficients(t_lo, grey, max(2, max(gh, gw) // 40), 1e-3)
         return a, b, air
 
+    def floor(self, x: torch.Tensor) -> torch.Tensor:
+        """The lowest transmission :meth:`invert` may use for each whole photo ``x`` (N, 3, H, W):
+        (N,), T_MIN unless ``noise_target`` is set and the photo is noisy."""
+        if self.noise_target is None:
+            return torch.full((x.shape[0],), T_MIN, device=x.device)
+        return (noise_sigma(x) / self.noise_target).clamp(T_MIN, 1.0)
+
     @property
     def halo(self) -> int:
         """Rows beyond a strip that :meth:`invert` reads (the detail blur's reach)."""
         return 0 if self.detail_gain is None else int(3 * DETAIL_SIGMA)
 
-    def invert(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, air: torch.Tensor, rows: tuple[int, int] | None = None) -> torch.Tensor:
+    def invert(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, air: torch.Tensor, rows: tuple[int, int] | None = None,
+               floor: torch.Tensor | None = None) -> torch.Tensor:
         """``J = (x - A) / t + A`` for ``x`` (N, 3, H', W'), rows ``rows`` = (y0, H) of a photo
         H rows tall (None: ``x`` is the whole photo), clipped to [0, 1]. With ``detail_gain``,
         ``J = (B - A) / t + A + (x - B) min(1 / t, gain)`` for B = x blurred (the first and
-        last :attr:`halo` rows of a strip are then only right at the photo's own edges)."""
+        last :attr:`halo` rows of a strip are then only right at the photo's own edges).
+        ``floor`` (N,), from :meth:`floor` on the whole photo, raises t where given."""
         x = x.float()
         n, _, hs, w = x.shape
         y0, h = rows if rows is not None else (0, hs)
@@ -169,6 +205,8 @@ class HazePrior(nn.Module):
         grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1)[None].expand(n, -1, -1, -1).to(x.device)
         ab = F.grid_sample(torch.cat([a, b], 1), grid, mode="bilinear", padding_mode="border", align_corners=False)
         t = (ab[:, :1] * x.mean(1, keepdim=True) + ab[:, 1:]).clamp(T_MIN, 1.0)
+        if floor is not None:
+            t = torch.maximum(t, floor.to(t.device).view(-1, 1, 1, 1))
         light = air[:, :, None, None].to(x.device)
         if self.detail_gain is None:
             return ((x - light) / t + light).clamp(0.0, 1.0)
@@ -178,7 +216,7 @@ class HazePrior(nn.Module):
     def dehaze(self, x: torch.Tensor) -> torch.Tensor:
         """Dehaze whole photos (N, 3, H, W) in one pass (training, small photos)."""
         a, b, air = self.estimate(x)
-        return self.invert(x, a, b, air)
+        return self.invert(x, a, b, air, floor=self.floor(x) if self.noise_target is not None else None)
 
     @torch.no_grad()
     def apply_photo(self, x: torch.Tensor, strip_rows: int = STRIP_ROWS) -> torch.Tensor:
@@ -186,11 +224,12 @@ class HazePrior(nn.Module):
         engine's entry: the estimate is made once; beyond the output, memory stays at one
         strip's worth). ``x`` is not modified."""
         a, b, air = self.estimate(x[None])
+        floor = self.floor(x[None]) if self.noise_target is not None else None
         h = x.shape[1]
         out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
         for y in range(0, h, strip_rows):
             y0, y1 = max(0, y - self.halo), min(h, y + strip_rows + self.halo)
-            j = self.invert(x[None, :, y0:y1], a, b, air, (y0, h))[0]
+            j = self.invert(x[None, :, y0:y1], a, b, air, (y0, h), floor)[0]
             out[:, y : y + strip_rows] = j[:, y - y0 : y - y0 + strip_rows]
         return out
 
@@ -222,10 +261,11 @@ class PriorNet(nn.Module):
 
 @register("haze-prior")
 def haze_prior(body: str = "nafnet-small-deep", body_args: dict[str, Any] | None = None, prior_width: int = 32,
-               train_prior: bool = False, detail_gain: float | None = None) -> PriorNet:
+               train_prior: bool = False, detail_gain: float | None = None, noise_target: float | None = None) -> PriorNet:
     """The haze prior (width ``prior_width``; trainable only with ``train_prior``; detail
-    amplified at most ``detail_gain``, see :class:`HazePrior`) in front of architecture ``body``."""
-    return PriorNet(build(body, **dict(body_args or {})), HazePrior(prior_width, detail_gain), train_prior)
+    amplified at most ``detail_gain``; t kept at or above the photo's noise over
+    ``noise_target``, see :class:`HazePrior`) in front of architecture ``body``."""
+    return PriorNet(build(body, **dict(body_args or {})), HazePrior(prior_width, detail_gain, noise_target), train_prior)
 
 
 @describer(PriorNet)
