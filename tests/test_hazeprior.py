@@ -30,8 +30,8 @@ class _Fixed(HazePrior):
     """A prior whose estimate is given: constant t and airlight."""
 
     def __init__(self, t: float, air: tuple[float, float, float], detail_gain: float | None = None,
-                 noise_target: float | None = None) -> None:
-        super().__init__(width=4, detail_gain=detail_gain, noise_target=noise_target)
+                 noise_target: float | None = None, noise_detail: float | None = None) -> None:
+        super().__init__(width=4, detail_gain=detail_gain, noise_target=noise_target, noise_detail=noise_detail)
         self.t, self.light = t, torch.tensor([air])
 
     def forward(self, thumb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
@@ -145,6 +145,29 @@ def test_noise_target_keeps_the_noise_of_a_dense_fog_bank_near_the_target() -> N
     assert (strips - floored.dehaze(fog)[0]).abs().max().item() < 1e-5
     with pytest.raises(ValueError, match="noise_target"):
         HazePrior(width=4, noise_target=0.0)
+
+
+def test_noise_detail_dehazes_the_smooth_part_fully_and_keeps_the_grain_near_the_target() -> None:
+    torch.manual_seed(6)
+    air, t, sigma = (0.85, 0.85, 0.85), 0.05, 0.005
+    smooth = torch.linspace(0.2, 0.6, 96)[None, None, None, :].expand(1, 3, 64, 96)
+    grain = sigma * torch.randn(1, 1, 64, 96).expand(1, 3, -1, -1)  # grey noise, as noise_sigma reads it
+    hazy = smooth * t + 0.85 * (1 - t) + grain  # dense haze, then the sensor's noise
+    plain, capped = _Fixed(t, air), _Fixed(t, air, noise_detail=0.02)
+    assert plain.detail_cap(hazy) is None
+    assert capped.detail_cap(hazy).item() == pytest.approx(0.02 / sigma, rel=0.2)  # about x4
+    inner = (..., slice(8, -8), slice(8, -8))  # away from the blur's replicated edges
+    free, out = plain.dehaze(hazy), capped.dehaze(hazy)
+    assert (free - smooth)[inner].std().item() > 0.08  # x 1/t = x20: 0.1 of grain
+    err = (out - smooth)[inner]
+    assert err.mean().abs().item() < 5e-3  # the smooth part is dehazed by the full 1 / t...
+    assert err.std().item() < 1.5 * 0.02  # ...and the grain comes out near the target
+    clean = smooth * t + 0.85 * (1 - t)  # no noise: the cap is far above 1 / t, nothing changes
+    assert (capped.dehaze(clean) - plain.dehaze(clean))[inner].abs().max().item() < 1e-4
+    strips = capped.apply_photo(hazy[0], strip_rows=13)  # the cap is the whole photo's; strips read a halo
+    assert (strips - out[0]).abs().max().item() < 1e-5
+    with pytest.raises(ValueError, match="noise_detail"):
+        HazePrior(width=4, noise_detail=-1.0)
 
 
 def test_strips_with_a_detail_gain_read_their_halo_rows_and_equal_one_pass() -> None:

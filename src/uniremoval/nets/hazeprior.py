@@ -44,7 +44,6 @@ AIR_STEP = 0.3  # largest change the network may make to the dark-channel airlig
 DETAIL_SIGMA = 2.0  # px: the detail that ``detail_gain`` limits is the photo minus this blur
 NOISE_BLOCK = 16  # px: blocks over which the noise estimate is averaged
 NOISE_QUANTILE = 0.1  # the flattest blocks' residual is noise, not texture
-_LAPLACE_DIFF = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
 
 
 def _block(i: int, o: int, s: int = 1) -> nn.Sequential:
@@ -80,20 +79,29 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def noise_sigma(x: torch.Tensor) -> torch.Tensor:
+def noise_sigma(x: torch.Tensor, strip_rows: int = 512) -> torch.Tensor:
     """Sensor-noise standard deviation of each photo (N, 3, H, W) -> (N,), in [0, 1] units.
 
-    Immerkaer's (1996) estimate: the grey image's difference of two Laplacians cancels smooth
-    signal, so ``sqrt(pi / 2) / 6 * |residual|`` estimates sigma where the photo is flat. It is
-    averaged over 16 x 16 blocks and the 10th percentile of blocks is kept: texture raises a
-    block's residual, noise raises every block's. Measured at full resolution, where the noise
-    is (a thumbnail averages it away)."""
-    grey = x.float().mean(1, keepdim=True)
-    k = torch.tensor(_LAPLACE_DIFF, dtype=torch.float32, device=x.device).view(1, 1, 3, 3)
-    r = F.conv2d(grey, k).abs() * (0.5 * torch.pi) ** 0.5 / 6.0
-    b = min(NOISE_BLOCK, r.shape[-2], r.shape[-1])
-    blocks = F.avg_pool2d(r, b).flatten(1)
-    return blocks.float().quantile(NOISE_QUANTILE, dim=1)
+    Immerkaer's (1996) estimate: the grey image's difference of two Laplacians (the 3 x 3 kernel
+    [1 -2 1] x [1 -2 1]) cancels smooth signal, so ``sqrt(pi / 2) / 6 * |residual|`` estimates sigma
+    where the photo is flat. It is averaged over 16 x 16 blocks and the 10th percentile of blocks
+    is kept: texture raises a block's residual, noise raises every block's. Measured at full
+    resolution, where the noise is (a thumbnail averages it away), in strips of whole blocks so
+    memory stays at one strip's worth (the result equals one pass)."""
+    n, _, h, w = x.shape
+    b = min(NOISE_BLOCK, h - 2, w - 2)
+    if b < 1:
+        return torch.zeros(n, device=x.device)
+    used = (h - 2) // b * b  # residual rows in whole blocks (pooling drops the rest)
+    step = max(b, strip_rows // b * b)
+    blocks = []
+    for y in range(0, used, step):
+        y1 = min(used, y + step)
+        g = x[:, :, y : y1 + 2].float().mean(1)
+        d = g[:, :, :-2] - 2 * g[:, :, 1:-1] + g[:, :, 2:]
+        r = (d[:, :-2] - 2 * d[:, 1:-1] + d[:, 2:]).abs()
+        blocks.append(F.avg_pool2d(r[:, None], b).flatten(1))
+    return torch.cat(blocks, 1).quantile(NOISE_QUANTILE, dim=1) * (0.5 * torch.pi) ** 0.5 / 6.0
 
 
 def transmission_bound(x: torch.Tensor, air: torch.Tensor, radius: int = 2) -> torch.Tensor:
@@ -114,7 +122,8 @@ class HazePrior(nn.Module):
     A U-Net to 8 x 8; the pooled bottleneck (mean and max) gives a per-photo vector that sets
     the airlight and shifts the decoder, so density is judged against the whole scene."""
 
-    def __init__(self, width: int = 32, detail_gain: float | None = None, noise_target: float | None = None) -> None:
+    def __init__(self, width: int = 32, detail_gain: float | None = None, noise_target: float | None = None,
+                 noise_detail: float | None = None) -> None:
         super().__init__()
         # None: J = (I - A) / t + A, which multiplies sensor noise by 1 / t (x5 in a dense-haze
         # sky); a body trained on noise-free hazy photos paints that grain into brown blotches
@@ -132,6 +141,13 @@ class HazePrior(nn.Module):
         if noise_target is not None and noise_target <= 0:
             raise ValueError(f"noise_target must be > 0 (or None), not {noise_target}")
         self.noise_target = noise_target
+        # None: as above. A number: the detail finer than DETAIL_SIGMA is amplified at most
+        # noise_detail / sigma (never below 1), so a noisy photo's grain comes out near
+        # noise_detail while its smooth part is still dehazed by the full 1 / t (the floor above
+        # holds the whole photo back); a clean photo's cap is far above 1 / t.
+        if noise_detail is not None and noise_detail <= 0:
+            raise ValueError(f"noise_detail must be > 0 (or None), not {noise_detail}")
+        self.noise_detail = noise_detail
         w = width
         self.e1, self.e2, self.e3, self.e4 = _block(6, w, 2), _block(w, 2 * w, 2), _block(2 * w, 3 * w, 2), _block(3 * w, 4 * w, 2)
         self.glob = nn.Sequential(nn.Linear(8 * w, 4 * w), nn.GELU(), nn.Linear(4 * w, 4 * w))
@@ -183,18 +199,26 @@ class HazePrior(nn.Module):
             return torch.full((x.shape[0],), T_MIN, device=x.device)
         return (noise_sigma(x) / self.noise_target).clamp(T_MIN, 1.0)
 
+    def detail_cap(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The most :meth:`invert` may amplify the detail of each whole photo ``x`` (N, 3, H, W) by:
+        (N,), from ``noise_detail`` and the photo's noise; None without ``noise_detail``."""
+        if self.noise_detail is None:
+            return None
+        return (self.noise_detail / noise_sigma(x).clamp_min(1e-6)).clamp_min(1.0)
+
     @property
     def halo(self) -> int:
         """Rows beyond a strip that :meth:`invert` reads (the detail blur's reach)."""
-        return 0 if self.detail_gain is None else int(3 * DETAIL_SIGMA)
+        return 0 if self.detail_gain is None and self.noise_detail is None else int(3 * DETAIL_SIGMA)
 
     def invert(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, air: torch.Tensor, rows: tuple[int, int] | None = None,
-               floor: torch.Tensor | None = None) -> torch.Tensor:
+               floor: torch.Tensor | None = None, cap: torch.Tensor | None = None) -> torch.Tensor:
         """``J = (x - A) / t + A`` for ``x`` (N, 3, H', W'), rows ``rows`` = (y0, H) of a photo
         H rows tall (None: ``x`` is the whole photo), clipped to [0, 1]. With ``detail_gain``,
         ``J = (B - A) / t + A + (x - B) min(1 / t, gain)`` for B = x blurred (the first and
         last :attr:`halo` rows of a strip are then only right at the photo's own edges).
-        ``floor`` (N,), from :meth:`floor` on the whole photo, raises t where given."""
+        ``floor`` (N,), from :meth:`floor` on the whole photo, raises t where given; ``cap`` (N,),
+        from :meth:`detail_cap`, limits the detail's gain as ``detail_gain`` does, per photo."""
         x = x.float()
         n, _, hs, w = x.shape
         y0, h = rows if rows is not None else (0, hs)
@@ -208,15 +232,24 @@ class HazePrior(nn.Module):
         if floor is not None:
             t = torch.maximum(t, floor.to(t.device).view(-1, 1, 1, 1))
         light = air[:, :, None, None].to(x.device)
-        if self.detail_gain is None:
+        gain = t.reciprocal()
+        if cap is not None:
+            cap = cap.to(gain.device).view(-1, 1, 1, 1)
+        # Where no pixel's 1 / t reaches the cap (a clean photo, light haze), the split is the
+        # plain inversion, so the blur (the costly part at 12 MP) is skipped.
+        if self.detail_gain is None and (cap is None or not bool((gain > cap).any())):
             return ((x - light) / t + light).clamp(0.0, 1.0)
+        if self.detail_gain is not None:
+            gain = gain.clamp(max=self.detail_gain)
+        if cap is not None:
+            gain = torch.minimum(gain, cap)
         base = _blur(x, DETAIL_SIGMA)
-        return ((base - light) / t + light + (x - base) * t.reciprocal().clamp(max=self.detail_gain)).clamp(0.0, 1.0)
+        return ((base - light) / t + light + (x - base) * gain).clamp(0.0, 1.0)
 
     def dehaze(self, x: torch.Tensor) -> torch.Tensor:
         """Dehaze whole photos (N, 3, H, W) in one pass (training, small photos)."""
         a, b, air = self.estimate(x)
-        return self.invert(x, a, b, air, floor=self.floor(x) if self.noise_target is not None else None)
+        return self.invert(x, a, b, air, floor=self.floor(x) if self.noise_target is not None else None, cap=self.detail_cap(x))
 
     @torch.no_grad()
     def apply_photo(self, x: torch.Tensor, strip_rows: int = STRIP_ROWS) -> torch.Tensor:
@@ -225,11 +258,12 @@ class HazePrior(nn.Module):
         strip's worth). ``x`` is not modified."""
         a, b, air = self.estimate(x[None])
         floor = self.floor(x[None]) if self.noise_target is not None else None
+        cap = self.detail_cap(x[None])
         h = x.shape[1]
         out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
         for y in range(0, h, strip_rows):
             y0, y1 = max(0, y - self.halo), min(h, y + strip_rows + self.halo)
-            j = self.invert(x[None, :, y0:y1], a, b, air, (y0, h), floor)[0]
+            j = self.invert(x[None, :, y0:y1], a, b, air, (y0, h), floor, cap)[0]
             out[:, y : y + strip_rows] = j[:, y - y0 : y - y0 + strip_rows]
         return out
 
@@ -261,11 +295,13 @@ class PriorNet(nn.Module):
 
 @register("haze-prior")
 def haze_prior(body: str = "nafnet-small-deep", body_args: dict[str, Any] | None = None, prior_width: int = 32,
-               train_prior: bool = False, detail_gain: float | None = None, noise_target: float | None = None) -> PriorNet:
+               train_prior: bool = False, detail_gain: float | None = None, noise_target: float | None = None,
+               noise_detail: float | None = None) -> PriorNet:
     """The haze prior (width ``prior_width``; trainable only with ``train_prior``; detail
     amplified at most ``detail_gain``; t kept at or above the photo's noise over
-    ``noise_target``, see :class:`HazePrior`) in front of architecture ``body``."""
-    return PriorNet(build(body, **dict(body_args or {})), HazePrior(prior_width, detail_gain, noise_target), train_prior)
+    ``noise_target``; detail amplified at most the photo's noise over ``noise_detail``; see
+    :class:`HazePrior`) in front of architecture ``body``."""
+    return PriorNet(build(body, **dict(body_args or {})), HazePrior(prior_width, detail_gain, noise_target, noise_detail), train_prior)
 
 
 @describer(PriorNet)
