@@ -16,7 +16,7 @@ mkdir -p "$OUT/models" eval
 models=(--model r6=release6); paths=()
 for a in "${arms[@]}"; do
   # Copies named after the arm so every report labels them apart (a model is labelled by its file name).
-  $PY -c "import json,shutil,sys; a,o=sys.argv[1:]; src=o+'/'+a+'/allinone/export/allinone'; d=json.load(open(src+'.json')); d['weights']=a+'.safetensors'; json.dump(d, open(o+'/models/'+a+'.json','w'), indent=1, sort_keys=True); shutil.copy(src+'.safetensors', o+'/models/'+a+'.safetensors')" "$a" "$OUT"
+  $PY copy_model.py "$OUT/$a/allinone/export/allinone.json" "$OUT/models" "$a"
   models+=(--model "$a=$OUT/models/$a.json"); paths+=("$OUT/models/$a.json")
 done
 $PY $M/benchmarks/synthetic_eval.py --val-dir $D/clean/val "${models[@]}" --baseline $BASELINE --out eval --tag ${TAG}_r6 2>/dev/null | tail -20

@@ -10,7 +10,7 @@ P=.venv/bin/python; U=.venv/bin/uniremoval; D=${DATA:-../shared/data}; SPLIT=${S
 A=${OUT:-$HOME/.cache/uniremoval/adapt7}; M=$A/models; E=benchmarks/results/arch_ablation/eval
 mkdir -p "$M"
 # A copy named after the run, so every report labels it apart.
-$P -c "import json,shutil,sys; a,n,m=sys.argv[1:]; s=f'{a}/{n}/export/{n}'; d=json.load(open(s+'.json')); d['weights']=n+'.safetensors'; json.dump(d, open(f'{m}/{n}.json','w'), indent=1, sort_keys=True); shutil.copy(s+'.safetensors', f'{m}/{n}.safetensors')" "$A" "$NAME" "$M"
+$P benchmarks/results/arch_ablation/copy_model.py "$A/$NAME/export/$NAME.json" "$M" "$NAME"
 $P benchmarks/synthetic_eval.py --val-dir $D/clean/val --model r6=release6 --model r7=default --model $NAME=$M/$NAME.json --baseline r7 --out $E --tag ${NAME}_r6 2>/dev/null | tail -22
 $U eval --model identity --model release6 --model default --model $M/$NAME.json --real "$SPLIT/heldout" -o $A/real_$NAME 2>&1 | tail -14
 cp $A/real_$NAME/real_summary.md $E/real_$NAME.md; cp $A/real_$NAME/real_summary.json $E/real_$NAME.json
