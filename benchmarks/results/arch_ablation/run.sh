@@ -39,7 +39,17 @@
 # run.seed 2: 16,000 new images) on r6prior_mix_cam's data with the camera stage after the r7
 # rain too (real rainy photos are noisy JPEGs): does a longer run recover release 6's rain and
 # blur pairs without release 6's weights or a heavier rain6 share (both paint skies)?
-# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | r6prior_mix_cam | r6prior_mix_cam_r6t | r6prior_mix_cam_bt | r6prior_mix_cam_kw | r6prior_mix_cam_s1 | r7_cont_cam | uninet | uninet_noctx; default: the first round's four)
+# r7_fft: r7_cont_cam (same data, seed, steps) plus the frequency reconstruction term
+# (loss.fft_weight=2: L1 on the orthonormal spectrum, MIMO-UNet's term): a pixel L1 at this
+# budget is met by returning a blurred photo or a faded streak layer; in the spectrum a missing
+# band of high frequencies weighs as much as a tone error does in pixels. Its prior has release
+# 7's shipped noise_detail 0.01 (r7_cont_cam ran before it was set). r7_fft8: the same with
+# loss.fft_weight=8 (closer to MIMO-UNet's 0.1 on an unnormalised spectrum, 12.8 here at 128 px).
+# r7_fft8_b6: r7_fft8 plus a kind blur6 (release 6's blur ranges: kernels to 31 px, no camera
+# stage), 12 images a step (two tuples of six kinds): every r7 run so far smooths the texture of
+# slightly blurred, noise-free photos (release 6's blur pairs: release 7 is 0.33 dB below the input).
+# r7_b6: r7_fft8_b6 without the frequency term (it adds grain to real photos).
+# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | r6prior_mix_cam | r6prior_mix_cam_r6t | r6prior_mix_cam_bt | r6prior_mix_cam_kw | r6prior_mix_cam_s1 | r7_cont_cam | r7_fft | r7_fft8 | r7_fft8_b6 | r7_b6 | uninet | uninet_noctx; default: the first round's four)
 set -euo pipefail
 cd "$(dirname "$0")"
 STEPS=${STEPS:-2000}
@@ -67,11 +77,11 @@ for arm in "${arms[@]}"; do
     r6prior_r6data) a=(--set model.arch=haze-prior --set 'model.args={body: nafnet-small-deep, body_args: {}}'
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, blur]' --set 'data.scales=null' --set 'data.kind_mix={haze: 2}' --set 'data.degrade={preset: r6}' --set data.whole_photo=false) ;;
-    r6prior_mix|r6prior_mix_cap|r6prior_mix_cam|r6prior_mix_cam_r6t|r6prior_mix_cam_bt|r6prior_mix_cam_kw|r6prior_mix_cam_s1|r7_cont_cam) a=(--set model.arch=haze-prior
-             --set "model.args={body: nafnet-small-deep, body_args: {}$([ $arm = r6prior_mix_cap ] && echo ', detail_gain: 1.5' || true)}"
+    r6prior_mix|r6prior_mix_cap|r6prior_mix_cam|r6prior_mix_cam_r6t|r6prior_mix_cam_bt|r6prior_mix_cam_kw|r6prior_mix_cam_s1|r7_cont_cam|r7_fft|r7_fft8|r7_fft8_b6|r7_b6) a=(--set model.arch=haze-prior
+             --set "model.args={body: nafnet-small-deep, body_args: {}$([ $arm = r6prior_mix_cap ] && echo ', detail_gain: 1.5' || true)$([[ $arm = r7_fft* || $arm = r7_b6 ]] && echo ', noise_detail: 0.01' || true)}"
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, rain6, blur, clean]' --set data.images_per_step=10
-             --set "data.degrade={kinds: {haze: {$([[ $arm = r6prior_mix_cam* || $arm = r7_cont_cam ]] || echo 'camera: null')}, rain: {$([ $arm = r7_cont_cam ] || echo 'camera: null, ')streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}}}") ;;
+             --set "data.degrade={kinds: {haze: {$([[ $arm = r6prior_mix_cam* || $arm = r7_cont_cam || $arm = r7_fft* || $arm = r7_b6 ]] || echo 'camera: null')}, rain: {$([[ $arm = r7_cont_cam || $arm = r7_fft* ]] || echo 'camera: null, ')streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}}}") ;;
     uninet_noctx) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true --set 'model.args={context_dim: 0}' "${nocam[@]}") ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac
@@ -81,6 +91,10 @@ for arm in "${arms[@]}"; do
     r6prior_mix_cam_bt) a+=(--set loss.out_weight=1.0 --set "teachers={blur: $R6}" --set 'untaught=[haze, rain, rain6, clean]') ;;
     r6prior_mix_cam_s1) a+=(--set run.seed=1) ;;
     r7_cont_cam) a+=(--set run.seed=2) ;;
+    r7_fft) a+=(--set run.seed=2 --set loss.fft_weight=2.0) ;;
+    r7_fft8) a+=(--set run.seed=2 --set loss.fft_weight=8.0) ;;
+    r7_fft8_b6|r7_b6) a+=(--set run.seed=2 --set loss.fft_weight=$([ $arm = r7_b6 ] && echo 0.0 || echo 8.0) --set 'kinds=[haze, rain, rain6, blur, blur6, clean]' --set data.images_per_step=12
+             --set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}, blur6: {base: blur}}}") ;;
   esac
   $U train transfer "${common[@]}" "${a[@]}" --set run.out_dir=$OUT/$arm 2>&1 | tee -a $OUT/$arm.log
 done

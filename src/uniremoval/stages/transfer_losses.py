@@ -1,8 +1,10 @@
 """Stage 1's loss: its config and its table of terms (see :mod:`.terms`)::
 
-    L = gt * L_gt + out * L_out + feat * L_feat + img * L_img + fcl * L_fcl
+    L = gt * L_gt + fft * L_fft + out * L_out + feat * L_feat + img * L_img + fcl * L_fcl
 
 - ``gt``   |S(x) - y|_1 and ``out`` |S(x) - T_k(x)|_1 (:mod:`uniremoval.losses.distill`);
+- ``fft``  |F(S(x)) - F(y)|_1 on the orthonormal spectrum (:mod:`uniremoval.losses.frequency`;
+  off by default; its own group, so the ablation rows leave it as the config sets it);
 - ``feat`` collaborative feature transfer through projectors into the student's common space,
   plus ``recon_weight`` x the inverse projectors' reconstruction;
 - ``img``  image-grain ratio contrast on frozen features phi (the group's teacher encoder, a
@@ -26,6 +28,7 @@ from torch import nn
 
 from ..losses.contrast import batch_negatives, feature_contrast, pool_normalize, ratio_contrast
 from ..losses.distill import FeatureTransfer, feature_transfer_loss, gt_loss, output_distill
+from ..losses.frequency import fft_l1
 from ..train.config import ConfigError
 from ..train.trainer import Trainer
 from .terms import Term, check_weights, needs
@@ -41,6 +44,8 @@ class TransferLossConfig:
 
     out_weight: float = 1.0
     gt_weight: float = 1.0
+    #: Frequency reconstruction beside the pixel L1 (MIMO-UNet's term); 0 = off.
+    fft_weight: float = 0.0
     feat_weight: float = 1.0
     #: Inverse-projector reconstruction inside the feature term (docs/method.md: 0.05).
     recon_weight: float = 0.05
@@ -60,7 +65,7 @@ class TransferLossConfig:
     #: Also run every other teacher on each sample and use its projected features as extra
     #: negatives (costs K-1 more teacher forwards; the batch's other kinds are negatives anyway).
     fcl_other_teachers: bool = False
-    #: Per-kind weight of the per-group terms (gt, out, feat, img), e.g. {haze: 2.0}; kinds not
+    #: Per-kind weight of the per-group terms (gt, fft, out, feat, img), e.g. {haze: 2.0}; kinds not
     #: named weigh 1. The batch-wide feature-grain InfoNCE is not split by kind and stays as is.
     #: A kind that lags its teacher gets more of the student's capacity without more data.
     kind_weights: dict[str, float] = field(default_factory=dict)
@@ -106,6 +111,11 @@ def _kind_mean(per_kind: Mapping[str, torch.Tensor], weights: Mapping[str, float
 def gt_term(s: TransferStep) -> torch.Tensor:
     """Ground-truth L1, a mean per kind group (then over kinds), so kind_mix adds data, not loss share."""
     return _kind_mean({k: gt_loss(s.out[sl], s.y[sl]) for k, sl in s.groups}, s.lo.kind_weights)
+
+
+def fft_term(s: TransferStep) -> torch.Tensor:
+    """Spectrum L1 against the ground truth, a mean per kind group as :func:`gt_term`."""
+    return _kind_mean({k: fft_l1(s.out[sl], s.y[sl]) for k, sl in s.groups}, s.lo.kind_weights)
 
 
 def out_term(s: TransferStep) -> torch.Tensor | None:
@@ -196,10 +206,12 @@ def _img_needs(lo: TransferLossConfig) -> frozenset[str]:
 
 
 #: Stage 1's terms, in the order they are summed. Groups: "supervised" (ground truth),
-#: "transfer" (from the teachers), "contrast" (multi-grained contrast); the ablation rows
-#: switch whole groups off.
+#: "frequency" (ground truth in the spectrum; not a row of the method's ablation, so its rows
+#: leave it as configured), "transfer" (from the teachers), "contrast" (multi-grained
+#: contrast); the ablation rows switch whole groups off.
 TERMS: tuple[Term[TransferStep], ...] = (
     Term("gt", "gt_weight", gt_term, group="supervised"),
+    Term("fft", "fft_weight", fft_term, group="frequency"),
     Term("out", "out_weight", out_term, lambda lo: frozenset({"teacher_outputs"}), "transfer"),
     Term("feat", "feat_weight", feat_term, lambda lo: frozenset({"features"}), "transfer"),
     Term("img", "img_weight", img_term, _img_needs, "contrast"),
