@@ -64,6 +64,9 @@ nocam=(--set "data.degrade={kinds: {haze: {camera: null}, rain: {camera: null, s
 # r7 with sensor noise, gamma and JPEG after the haze and the rain (camera.camera_finish).
 cam=(--set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06}}}")
 R6=$M/src/uniremoval/models/release6.json
+# r7 data (camera stage after haze and rain) plus release 6's blur as a sixth kind, blur6.
+b6=(--set 'kinds=[haze, rain, rain6, blur, blur6, clean]' --set data.images_per_step=12
+    --set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}, blur6: {base: blur}}}")
 mkdir -p "$OUT"
 arms=("$@"); [ ${#arms[@]} -gt 0 ] || arms=(r6arch r6ctx uninet uninet_noctx)
 for arm in "${arms[@]}"; do
@@ -81,7 +84,7 @@ for arm in "${arms[@]}"; do
              --set "model.args={body: nafnet-small-deep, body_args: {}$([ $arm = r6prior_mix_cap ] && echo ', detail_gain: 1.5' || true)$([[ $arm = r7_fft* || $arm = r7_b6 ]] && echo ', noise_detail: 0.01' || true)}"
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, rain6, blur, clean]' --set data.images_per_step=10
-             --set "data.degrade={kinds: {haze: {$([[ $arm = r6prior_mix_cam* || $arm = r7_cont_cam || $arm = r7_fft* || $arm = r7_b6 ]] || echo 'camera: null')}, rain: {$([[ $arm = r7_cont_cam || $arm = r7_fft* ]] || echo 'camera: null, ')streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}}}") ;;
+             --set "data.degrade={kinds: {haze: {$([[ $arm = r6prior_mix_cam* || $arm = r7_cont_cam || $arm = r7_fft* ]] || echo 'camera: null')}, rain: {$([[ $arm = r7_cont_cam || $arm = r7_fft* ]] || echo 'camera: null, ')streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}}}") ;;
     uninet_noctx) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true --set 'model.args={context_dim: 0}' "${nocam[@]}") ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac
@@ -93,8 +96,8 @@ for arm in "${arms[@]}"; do
     r7_cont_cam) a+=(--set run.seed=2) ;;
     r7_fft) a+=(--set run.seed=2 --set loss.fft_weight=2.0) ;;
     r7_fft8) a+=(--set run.seed=2 --set loss.fft_weight=8.0) ;;
-    r7_fft8_b6|r7_b6) a+=(--set run.seed=2 --set loss.fft_weight=$([ $arm = r7_b6 ] && echo 0.0 || echo 8.0) --set 'kinds=[haze, rain, rain6, blur, blur6, clean]' --set data.images_per_step=12
-             --set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}, blur6: {base: blur}}}") ;;
+    r7_fft8_b6) a+=(--set run.seed=2 --set loss.fft_weight=8.0 "${b6[@]}") ;;
+    r7_b6) a+=(--set run.seed=2 "${b6[@]}") ;;
   esac
   $U train transfer "${common[@]}" "${a[@]}" --set run.out_dir=$OUT/$arm 2>&1 | tee -a $OUT/$arm.log
 done
