@@ -49,7 +49,10 @@
 # stage), 12 images a step (two tuples of six kinds): every r7 run so far smooths the texture of
 # slightly blurred, noise-free photos (release 6's blur pairs: release 7 is 0.33 dB below the input).
 # r7_b6: r7_fft8_b6 without the frequency term (it adds grain to real photos).
-# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | r6prior_mix_cam | r6prior_mix_cam_r6t | r6prior_mix_cam_bt | r6prior_mix_cam_kw | r6prior_mix_cam_s1 | r7_cont_cam | r7_fft | r7_fft8 | r7_fft8_b6 | r7_b6 | uninet | uninet_noctx; default: the first round's four)
+# r7_b6cam: r7_b6 with the camera's noise and JPEG after release 6's blur (a compound blur6cam:
+# sensor noise p 0.6, JPEG p 0.5, as r7's camera stage), so the body learns to sharpen only
+# what the noise allows (r7_b6's sharper blur came with grain on real photos).
+# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | r6prior_mix_cam | r6prior_mix_cam_r6t | r6prior_mix_cam_bt | r6prior_mix_cam_kw | r6prior_mix_cam_s1 | r7_cont_cam | r7_fft | r7_fft8 | r7_fft8_b6 | r7_b6 | r7_b6cam | uninet | uninet_noctx; default: the first round's four)
 set -euo pipefail
 cd "$(dirname "$0")"
 STEPS=${STEPS:-2000}
@@ -67,6 +70,9 @@ R6=$M/src/uniremoval/models/release6.json
 # r7 data (camera stage after haze and rain) plus release 6's blur as a sixth kind, blur6.
 b6=(--set 'kinds=[haze, rain, rain6, blur, blur6, clean]' --set data.images_per_step=12
     --set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}, blur6: {base: blur}}}")
+b6cam=(--set 'kinds=[haze, rain, rain6, blur, blur6cam, clean]' --set data.images_per_step=12
+    --set "data.degrade={kinds: {rain: {streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}, blur6: {base: blur}},
+           compounds: {blur6cam: [{kind: blur6, p: 1.0}, {kind: camera_noise, p: 0.6}, {kind: camera_jpeg, p: 0.5}]}}")
 mkdir -p "$OUT"
 arms=("$@"); [ ${#arms[@]} -gt 0 ] || arms=(r6arch r6ctx uninet uninet_noctx)
 for arm in "${arms[@]}"; do
@@ -80,8 +86,8 @@ for arm in "${arms[@]}"; do
     r6prior_r6data) a=(--set model.arch=haze-prior --set 'model.args={body: nafnet-small-deep, body_args: {}}'
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, blur]' --set 'data.scales=null' --set 'data.kind_mix={haze: 2}' --set 'data.degrade={preset: r6}' --set data.whole_photo=false) ;;
-    r6prior_mix|r6prior_mix_cap|r6prior_mix_cam|r6prior_mix_cam_r6t|r6prior_mix_cam_bt|r6prior_mix_cam_kw|r6prior_mix_cam_s1|r7_cont_cam|r7_fft|r7_fft8|r7_fft8_b6|r7_b6) a=(--set model.arch=haze-prior
-             --set "model.args={body: nafnet-small-deep, body_args: {}$([ $arm = r6prior_mix_cap ] && echo ', detail_gain: 1.5' || true)$([[ $arm = r7_fft* || $arm = r7_b6 ]] && echo ', noise_detail: 0.01' || true)}"
+    r6prior_mix|r6prior_mix_cap|r6prior_mix_cam|r6prior_mix_cam_r6t|r6prior_mix_cam_bt|r6prior_mix_cam_kw|r6prior_mix_cam_s1|r7_cont_cam|r7_fft|r7_fft8|r7_fft8_b6|r7_b6|r7_b6cam) a=(--set model.arch=haze-prior
+             --set "model.args={body: nafnet-small-deep, body_args: {}$([ $arm = r6prior_mix_cap ] && echo ', detail_gain: 1.5' || true)$([[ $arm = r7_fft* || $arm = r7_b6* ]] && echo ', noise_detail: 0.01' || true)}"
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, rain6, blur, clean]' --set data.images_per_step=10
              --set "data.degrade={kinds: {haze: {$([[ $arm = r6prior_mix_cam* || $arm = r7_cont_cam || $arm = r7_fft* ]] || echo 'camera: null')}, rain: {$([[ $arm = r7_cont_cam || $arm = r7_fft* ]] || echo 'camera: null, ')streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}}}") ;;
@@ -98,6 +104,7 @@ for arm in "${arms[@]}"; do
     r7_fft8) a+=(--set run.seed=2 --set loss.fft_weight=8.0) ;;
     r7_fft8_b6) a+=(--set run.seed=2 --set loss.fft_weight=8.0 "${b6[@]}") ;;
     r7_b6) a+=(--set run.seed=2 "${b6[@]}") ;;
+    r7_b6cam) a+=(--set run.seed=2 "${b6cam[@]}") ;;
   esac
   $U train transfer "${common[@]}" "${a[@]}" --set run.out_dir=$OUT/$arm 2>&1 | tee -a $OUT/$arm.log
 done
