@@ -60,6 +60,24 @@ def test_the_airlight_starts_at_the_colour_of_the_haziest_region() -> None:
         assert (prior(thumb)[1][0] - sky).max().item() <= AIR_STEP + 1e-6
 
 
+def test_without_air_tint_the_correction_moves_the_airlight_in_brightness_only() -> None:
+    torch.manual_seed(2)
+    thumb = torch.rand(2, 3, 128, 128) * 0.5
+    thumb[:, :, :30] = torch.tensor([0.9, 0.85, 0.7])[None, :, None, None]  # a yellowish sky
+    tinted, grey = HazePrior(width=8).eval(), HazePrior(width=8, air_tint=False).eval()
+    with torch.no_grad():
+        for p in (tinted.air.weight, tinted.air.bias):
+            p.copy_(torch.randn_like(p))
+        grey.load_state_dict(tinted.state_dict())  # the same weights: an inference choice
+        a0 = airlight_candidate(thumb)
+        d_tinted, d_grey = tinted(thumb)[1] - a0, grey(thumb)[1] - a0
+    assert (d_tinted.amax(1) - d_tinted.amin(1)).min().item() > 1e-3  # the learned part tints...
+    assert (d_grey - d_grey[:, :1]).abs().max().item() < 1e-6  # ...unless asked not to: one shift for all channels
+    assert (d_grey[:, 0] - d_tinted.mean(1)).abs().max().item() < 1e-6  # the tinted correction's mean
+    assert (d_grey.abs() > 1e-3).all()
+    assert nets.build("haze-prior", **BODY, air_tint=False).prior.air_tint is False
+
+
 def test_the_transmission_bound_holds_for_the_true_airlight_and_keeps_a_wrong_one_in_range() -> None:
     torch.manual_seed(2)
     j = torch.rand(1, 3, 48, 64)

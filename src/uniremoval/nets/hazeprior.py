@@ -123,7 +123,7 @@ class HazePrior(nn.Module):
     the airlight and shifts the decoder, so density is judged against the whole scene."""
 
     def __init__(self, width: int = 32, detail_gain: float | None = None, noise_target: float | None = None,
-                 noise_detail: float | None = None) -> None:
+                 noise_detail: float | None = None, air_tint: bool = True) -> None:
         super().__init__()
         # None: J = (I - A) / t + A, which multiplies sensor noise by 1 / t (x5 in a dense-haze
         # sky); a body trained on noise-free hazy photos paints that grain into brown blotches
@@ -148,6 +148,12 @@ class HazePrior(nn.Module):
         if noise_detail is not None and noise_detail <= 0:
             raise ValueError(f"noise_detail must be > 0 (or None), not {noise_detail}")
         self.noise_detail = noise_detail
+        # True: the learned correction may change the airlight's colour. False: only its
+        # brightness (the mean of its three channels), so A keeps the colour of the photo's
+        # haziest pixels: the correction learned a blue lean from the synthesis's tinted
+        # airlights, and 1 / t turns an airlight 0.01 bluer than a real grey sky into a yellow
+        # cast (no weights: an inference and training choice).
+        self.air_tint = air_tint
         w = width
         self.e1, self.e2, self.e3, self.e4 = _block(6, w, 2), _block(w, 2 * w, 2), _block(2 * w, 3 * w, 2), _block(3 * w, 4 * w, 2)
         self.glob = nn.Sequential(nn.Linear(8 * w, 4 * w), nn.GELU(), nn.Linear(4 * w, 4 * w))
@@ -166,7 +172,10 @@ class HazePrior(nn.Module):
         f3 = self.e3(f2)
         f4 = self.e4(f3)
         g = self.glob(torch.cat([f4.mean((2, 3)), f4.amax((2, 3))], 1))
-        a = (a0 + AIR_STEP * torch.tanh(self.air(torch.cat([g, a0], 1)))).clamp(0.05, 1.2)
+        da = AIR_STEP * torch.tanh(self.air(torch.cat([g, a0], 1)))
+        if not self.air_tint:
+            da = da.mean(1, keepdim=True).expand_as(da)
+        a = (a0 + da).clamp(0.05, 1.2)
         u = self.d3(torch.cat([F.interpolate(f4, scale_factor=2.0), f3], 1))
         scale, shift = self.film(g)[:, :, None, None].chunk(2, 1)
         u = self.d2(torch.cat([F.interpolate(u * (1 + scale) + shift, scale_factor=2.0), f2], 1))
@@ -296,12 +305,14 @@ class PriorNet(nn.Module):
 @register("haze-prior")
 def haze_prior(body: str = "nafnet-small-deep", body_args: dict[str, Any] | None = None, prior_width: int = 32,
                train_prior: bool = False, detail_gain: float | None = None, noise_target: float | None = None,
-               noise_detail: float | None = None) -> PriorNet:
+               noise_detail: float | None = None, air_tint: bool = True) -> PriorNet:
     """The haze prior (width ``prior_width``; trainable only with ``train_prior``; detail
     amplified at most ``detail_gain``; t kept at or above the photo's noise over
-    ``noise_target``; detail amplified at most the photo's noise over ``noise_detail``; see
+    ``noise_target``; detail amplified at most the photo's noise over ``noise_detail``; the
+    airlight's learned correction limited to brightness without ``air_tint``; see
     :class:`HazePrior`) in front of architecture ``body``."""
-    return PriorNet(build(body, **dict(body_args or {})), HazePrior(prior_width, detail_gain, noise_target, noise_detail), train_prior)
+    return PriorNet(build(body, **dict(body_args or {})), HazePrior(prior_width, detail_gain, noise_target, noise_detail, air_tint),
+                    train_prior)
 
 
 @describer(PriorNet)
