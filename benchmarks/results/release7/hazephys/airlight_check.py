@@ -9,12 +9,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # benchmarks/
 from real_panel import shrink
 from uniremoval.baselines import dehaze_dcp
 from uniremoval.data.io import read_image
-from uniremoval.stages.realsplit import plan_split
 
 torch.set_num_threads(2)
-real = D / "real"
-plan = plan_split(real, 0.25, 0)  # as stage 2 and real_panel.py
-files = sorted(real / f["path"] for f in plan["files"] if f["group"] == "hazy" and f["side"] == "train")[:24]
+files = real_side("hazy")[:24]
 nets_ = {}
 for w in sys.argv[1:] or [str(OUT / "physnet_c.pt")]:
     n = PhysNet(); n.load_state_dict(torch.load(w, weights_only=True)); nets_[Path(w).stem] = n.eval()

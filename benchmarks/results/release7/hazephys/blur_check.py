@@ -14,22 +14,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # benchmarks/
 from real_panel import shrink
 from uniremoval.data.io import read_image
 from uniremoval.degrade import Registry, resize
-from uniremoval.stages.realsplit import plan_split
 
 torch.set_num_threads(2)
 
 
 def load(w: str) -> PhysNet:
     n = PhysNet()
-    if w.endswith(".safetensors"):
-        from safetensors.torch import load_file
-        n.load_state_dict(load_file(w))
-    else:
-        n.load_state_dict(torch.load(w, weights_only=True))
+    n.load_state_dict(load_weights(w))
     return n.eval()
-
-
-def psnr(a, b): return 10 * np.log10(1 / max(np.mean((np.clip(a, 0, 1) - b) ** 2), 1e-10))
 
 
 nets_ = {Path(w).stem: load(w) for w in sys.argv[1:]}
@@ -41,9 +33,7 @@ for f in sorted((D / "clean/val").iterdir()):
         s = side / max(img.shape[:2]); x = np.clip(resize(img, round(img.shape[0] * s), round(img.shape[1] * s)), 0, 1).astype(np.float32)
         y, _ = reg.synthesize(x, "blur", seed=1000 * seed + len(synth))
         synth.append((f"{f.stem}@{side}/{seed}", x, y.astype(np.float32)))
-real = D / "real"
-plan = plan_split(real, 0.25, 0)
-sides = {g: sorted(real / f["path"] for f in plan["files"] if f["group"] == g and f["side"] == "train") for g in ("blur", "hazy")}
+sides = {g: real_side(g) for g in ("blur", "hazy")}
 for k, n in nets_.items():
     ts, dp, bad = [], [], []
     for name, x, y in synth:

@@ -34,6 +34,28 @@ REC = _RecordingNumpy()
 haze_mod.np = REC
 
 
+def load_weights(path) -> dict:
+    """A prior's state dict from ``.safetensors`` (kept in git) or ``.pt`` (the cache)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        return load_file(path)
+    return torch.load(path, weights_only=True)
+
+
+def real_side(group: str, side: str = "train") -> list:
+    """The photos of one group of the real split ("hazy", "blur", "rain") on one side, as stage 2
+    and real_panel.py split them; the held-out side is for evaluation only."""
+    from uniremoval.stages.realsplit import plan_split
+    plan = plan_split(D / "real", 0.25, 0)
+    return sorted(D / "real" / f["path"] for f in plan["files"] if f["group"] == group and f["side"] == side)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of ``a`` (clipped to [0, 1]) against ``b``."""
+    return 10 * np.log10(1 / max(np.mean((np.clip(a, 0, 1) - b) ** 2), 1e-10))
+
+
 def to_thumb(img: np.ndarray) -> torch.Tensor:
     """(H, W, 3) float -> (3, THUMB, THUMB) area-resized (aspect not kept: t is smooth)."""
     x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]

@@ -19,9 +19,6 @@ raw = torch.load(TONE / "evalcache.pt", weights_only=True)
 only = sys.argv[2].split(",") if len(sys.argv) > 2 else list(raw)
 
 
-def psnr(a, b): return 10 * np.log10(1 / max(np.mean((np.clip(a, 0, 1) - b) ** 2), 1e-10))
-
-
 rng = np.random.default_rng(0)
 for sname in only:
     v = raw[sname]; groups = v["g"]

@@ -4,7 +4,7 @@ import sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import *  # noqa
-from common import REC
+from common import REC, load_weights, real_side
 from torch.utils.data import IterableDataset, DataLoader, get_worker_info
 from uniremoval.data.io import read_image
 from uniremoval.degrade._common import smooth_field
@@ -98,12 +98,8 @@ def add_page(h, w, rng):
 def load_real_blur():
     """The real blurry photos of the real split's TRAINING side (held-out side never read),
     at most 384 px, uint8: clear air, so t = 1."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # benchmarks/
-    from uniremoval.stages.realsplit import plan_split
-    plan = plan_split(D / "real", 0.25, 0)
-    files = sorted(D / "real" / f["path"] for f in plan["files"] if f["group"] == "blur" and f["side"] == "train")
     out = []
-    for f in files:
+    for f in real_side("blur"):
         x = read_image(f); s = 384 / max(x.shape[:2])
         out.append((to_thumb_size(x, s) * 255).astype(np.uint8))
     return out
@@ -171,11 +167,7 @@ def main():
     net = PhysNet(); opt = torch.optim.AdamW(net.parameters(), LR, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, LR, total_steps=steps, pct_start=0.05)
     if PHASE != "a" and not ck.exists():
-        if str(PREV[PHASE]).endswith(".safetensors"):
-            from safetensors.torch import load_file
-            prev = load_file(PREV[PHASE])
-        else:
-            prev = torch.load(OUT / PREV[PHASE], weights_only=True)
+        prev = load_weights(OUT / PREV[PHASE])  # OUT / an absolute path is that path
         if PHASE == "c":  # the airlight head changed shape (it now reads the candidate): new
             prev = {k: v for k, v in prev.items() if not k.startswith("air.")}
         print(net.load_state_dict(prev, strict=PHASE != "c"), flush=True)
