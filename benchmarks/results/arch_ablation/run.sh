@@ -55,7 +55,11 @@
 # r7_grey: r7_cont_cam behind the prior with air_tint false (the airlight's learned correction
 # moves its brightness only: the tinted one gives dense real haze a yellow cast), so the body
 # learns the neutral skies that prior gives.
-# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | r6prior_mix_cam | r6prior_mix_cam_r6t | r6prior_mix_cam_bt | r6prior_mix_cam_kw | r6prior_mix_cam_s1 | r7_cont_cam | r7_fft | r7_fft8 | r7_fft8_b6 | r7_b6 | r7_b6cam | r7_grey | uninet | uninet_noctx; default: the first round's four)
+# r7_crop / r7_photo: r7_cont_cam's data and seed behind release 7's shipped prior (noise_detail
+# 0.01), the prior reading each training crop alone (r7_crop, as every run before 2026-12-07) or
+# the crop's whole degraded photo, cut to the crop after (r7_photo, data.prior_reads=photo: what
+# the engine gives the body at inference).
+# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | r6prior_mix_cam | r6prior_mix_cam_r6t | r6prior_mix_cam_bt | r6prior_mix_cam_kw | r6prior_mix_cam_s1 | r7_cont_cam | r7_fft | r7_fft8 | r7_fft8_b6 | r7_b6 | r7_b6cam | r7_grey | r7_crop | r7_photo | uninet | uninet_noctx; default: the first round's four)
 set -euo pipefail
 cd "$(dirname "$0")"
 STEPS=${STEPS:-2000}
@@ -89,11 +93,11 @@ for arm in "${arms[@]}"; do
     r6prior_r6data) a=(--set model.arch=haze-prior --set 'model.args={body: nafnet-small-deep, body_args: {}}'
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, blur]' --set 'data.scales=null' --set 'data.kind_mix={haze: 2}' --set 'data.degrade={preset: r6}' --set data.whole_photo=false) ;;
-    r6prior_mix|r6prior_mix_cap|r6prior_mix_cam|r6prior_mix_cam_r6t|r6prior_mix_cam_bt|r6prior_mix_cam_kw|r6prior_mix_cam_s1|r7_cont_cam|r7_fft|r7_fft8|r7_fft8_b6|r7_b6|r7_b6cam|r7_grey) a=(--set model.arch=haze-prior
-             --set "model.args={body: nafnet-small-deep, body_args: {}$([ $arm = r6prior_mix_cap ] && echo ', detail_gain: 1.5' || true)$([[ $arm = r7_fft* || $arm = r7_b6* || $arm = r7_grey ]] && echo ', noise_detail: 0.01' || true)$([ $arm = r7_grey ] && echo ', air_tint: false' || true)}"
+    r6prior_mix|r6prior_mix_cap|r6prior_mix_cam|r6prior_mix_cam_r6t|r6prior_mix_cam_bt|r6prior_mix_cam_kw|r6prior_mix_cam_s1|r7_cont_cam|r7_fft|r7_fft8|r7_fft8_b6|r7_b6|r7_b6cam|r7_grey|r7_crop|r7_photo) a=(--set model.arch=haze-prior
+             --set "model.args={body: nafnet-small-deep, body_args: {}$([ $arm = r6prior_mix_cap ] && echo ', detail_gain: 1.5' || true)$([[ $arm = r7_fft* || $arm = r7_b6* || $arm = r7_grey || $arm = r7_crop || $arm = r7_photo ]] && echo ', noise_detail: 0.01' || true)$([ $arm = r7_grey ] && echo ', air_tint: false' || true)}"
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, rain6, blur, clean]' --set data.images_per_step=10
-             --set "data.degrade={kinds: {haze: {$([[ $arm = r6prior_mix_cam* || $arm = r7_cont_cam || $arm = r7_fft* || $arm = r7_grey ]] || echo 'camera: null')}, rain: {$([[ $arm = r7_cont_cam || $arm = r7_fft* || $arm = r7_grey ]] || echo 'camera: null, ')streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}}}") ;;
+             --set "data.degrade={kinds: {haze: {$([[ $arm = r6prior_mix_cam* || $arm = r7_cont_cam || $arm = r7_fft* || $arm = r7_grey || $arm = r7_crop || $arm = r7_photo ]] || echo 'camera: null')}, rain: {$([[ $arm = r7_cont_cam || $arm = r7_fft* || $arm = r7_grey || $arm = r7_crop || $arm = r7_photo ]] || echo 'camera: null, ')streak_dir: $D/rain_streaks/garg06}, rain6: {base: rain}}}") ;;
     uninet_noctx) a=(--set model.arch=uniremoval-net --set "model.init=$R6" --set model.warm_start=true --set 'model.args={context_dim: 0}' "${nocam[@]}") ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac
@@ -108,6 +112,8 @@ for arm in "${arms[@]}"; do
     r7_fft8_b6) a+=(--set run.seed=2 --set loss.fft_weight=8.0 "${b6[@]}") ;;
     r7_b6) a+=(--set run.seed=2 "${b6[@]}") ;;
     r7_b6cam) a+=(--set run.seed=2 "${b6cam[@]}") ;;
+    r7_crop) a+=(--set run.seed=2 --set data.prior_reads=crop) ;;
+    r7_photo) a+=(--set run.seed=2 --set data.prior_reads=photo) ;;
   esac
   $U train transfer "${common[@]}" "${a[@]}" --set run.out_dir=$OUT/$arm 2>&1 | tee -a $OUT/$arm.log
 done

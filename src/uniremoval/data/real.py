@@ -33,7 +33,8 @@ class RealPhotos(Dataset, ManifestMixin):
     ``{"input": 3xHxW tensor, "kind": str, "kind_id": int, "name": str, "params": dict}``.
     Without `crop`, images keep their size (use batch size 1 or a custom collate).
     ``context(photo)``, given the whole (flipped with the crop) photo as a 3xHxW tensor, adds
-    ``"context"``: what a network that reads the whole photo gets (see ``SyntheticPairs``).
+    ``"context"``: what a network that reads the whole photo gets (see ``SyntheticPairs``; an
+    ``aligned`` context's map of the photo is cut and flipped with the crop).
     """
 
     def __init__(
@@ -79,14 +80,20 @@ class RealPhotos(Dataset, ManifestMixin):
         seed = self.seed + self.epoch * len(self) + index
         rng = np.random.default_rng(seed)
         img = whole = read_image(path)
+        aligned = self.context is not None and bool(getattr(self.context, "aligned", False))
+        # An aligned context is a map of the photo, cut and flipped with the crop.
+        full = self.context(to_tensor(whole)).numpy().transpose(1, 2, 0) if aligned else None  # type: ignore[misc]
         params: dict[str, Any] = {"seed": seed}
         if self.crop is not None:
             img = pad_to(img, self.crop, self.crop)
             y, x = random_crop_box(rng, img.shape[0], img.shape[1], self.crop)
             img = img[y : y + self.crop, x : x + self.crop]
+            if full is not None:
+                full = pad_to(full, self.crop, self.crop)[y : y + self.crop, x : x + self.crop]
             params["crop"] = [y, x, self.crop]
         if self.hflip and rng.random() < 0.5:
             img, whole = img[:, ::-1], whole[:, ::-1]
+            full = None if full is None else full[:, ::-1]
             params["hflip"] = True
         item = {
             "input": to_tensor(np.ascontiguousarray(img)),
@@ -95,6 +102,8 @@ class RealPhotos(Dataset, ManifestMixin):
             "name": path.relative_to(self.root).with_suffix("").as_posix(),
             "params": params,
         }
-        if self.context is not None:
+        if full is not None:
+            item["context"] = to_tensor(np.ascontiguousarray(full))
+        elif self.context is not None:
             item["context"] = self.context(to_tensor(np.ascontiguousarray(whole)))
         return item

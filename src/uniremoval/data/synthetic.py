@@ -65,7 +65,10 @@ class SyntheticPairs(Dataset, ManifestMixin):
     square is cut and downsampled to `crop`; no margin is needed. ``context(degraded)``, given
     the whole degraded photo as a 3xHxW tensor, adds ``"context"`` to the item: what a network
     that reads the whole photo gets at inference (e.g. ``nets.thumbnail``). The data layer
-    takes it as a function so it does not depend on the networks.
+    takes it as a function so it does not depend on the networks. A function with a true
+    ``aligned`` attribute returns a map of the photo (C x H x W, values in [0, 1]; e.g. a
+    photo prior's output), which is cut and resized exactly as the input is (with `bits`, it
+    reads the photo rounded to that many bits, as the network would read the file).
 
     With `bits` (e.g. 8), both images are rounded to that many bits last, after any resize: the
     input then has the quantisation steps of the photo files the network restores.
@@ -212,12 +215,25 @@ class SyntheticPairs(Dataset, ManifestMixin):
             info["hflip"] = True
         img = np.ascontiguousarray(img)
         degraded, record = self.registry.synthesize(img, kind, rng)
-        ctx = self.context(to_tensor(degraded)) if self.context is not None else None
+        aligned = bool(getattr(self.context, "aligned", False))
+        ctx = self.context(to_tensor(degraded)) if self.context is not None and not aligned else None
+        full = None
+        if aligned:
+            assert self.context is not None
+            # What the network reads at inference is the photo file: quantised, not float.
+            seen = degraded if self.bits is None else np.round(degraded * float(2**self.bits - 1)) / float(2**self.bits - 1)
+            full = self.context(to_tensor(seen)).numpy().transpose(1, 2, 0)
         y, x = random_crop_box(rng, img.shape[0], img.shape[1], side)
         img, degraded = img[y : y + side, x : x + side], degraded[y : y + side, x : x + side]
+        if full is not None:
+            full = full[y : y + side, x : x + side]
         if side != self.crop:
             img = np.clip(resize(img, self.crop, self.crop), 0.0, 1.0)
             degraded = np.clip(resize(degraded, self.crop, self.crop), 0.0, 1.0)
+            if full is not None:
+                full = np.clip(resize(full, self.crop, self.crop), 0.0, 1.0)
+        if full is not None:
+            ctx = to_tensor(full)
         info["crop"] = [y, x, side]
         return img, degraded, record, ctx
 

@@ -19,7 +19,8 @@ prior's candidate (the colour of the haziest pixels) plus a bounded learned corr
 
 :class:`PriorNet` (architecture ``haze-prior``) puts the prior in front of a restoration
 network (``body``). On a batch of whole photos or crops its ``forward`` is
-``body(prior(x))``; the inference engine instead runs :meth:`HazePrior.apply_photo` once on
+``body(prior(x))`` (or ``body(context)`` when the prior's output on each crop's whole photo is
+given: training data carries it, ``stages.common.PriorContext``); the inference engine instead runs :meth:`HazePrior.apply_photo` once on
 the whole photo (in row strips: bounded memory) and tiles only the body, so every tile gets
 the photo's one transmission map and airlight (descriptor ``photo_prior``).
 """
@@ -295,11 +296,20 @@ class PriorNet(nn.Module):
             self.prior.requires_grad_(False)
         return self
 
-    def forward(self, x: torch.Tensor, **kw: Any) -> Any:
-        return self.body(self.prior.dehaze(x).to(x.dtype), **kw)
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, **kw: Any) -> Any:
+        """``body(prior(x))``; with ``context`` (the prior's output for ``x``, computed on the
+        whole photo ``x`` was cut from, as training data carries it), ``body(context)``."""
+        return self.body(self._dehazed(x, context), **kw)
 
-    def encode(self, x: torch.Tensor, **kw: Any) -> Any:
-        return self.body.encode(self.prior.dehaze(x).to(x.dtype), **kw)
+    def encode(self, x: torch.Tensor, context: torch.Tensor | None = None, **kw: Any) -> Any:
+        return self.body.encode(self._dehazed(x, context), **kw)
+
+    def _dehazed(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        if context is None:
+            return self.prior.dehaze(x).to(x.dtype)
+        if context.shape != x.shape:
+            raise ValueError(f"the prior's output {tuple(context.shape)} must match the input {tuple(x.shape)}")
+        return context.to(x.dtype)
 
 
 @register("haze-prior")

@@ -35,7 +35,7 @@ from ..train.guard import GuardConfig, StabilityGuard
 from ..train.trainer import Trainer
 from .adapt_data import AdaptDataConfig, AdaptItems, build_adapt_data, make_val_fn
 from .adapt_losses import TERMS, AdaptLossConfig, AdaptStep, Frozen
-from .common import parse_teachers
+from .common import parse_teachers, training_prior
 from .terms import weighted_sum
 
 __all__ = [
@@ -275,7 +275,7 @@ def train_adapt(
         desc: Any = None
         net, fz = load_frozen(cfg, tr.device)
         if train_set is None:
-            train_set, built_val, built_real, desc = build_adapt_data(cfg.data, cfg.run.seed, nets.descriptor(net).context_size)
+            train_set, built_val, built_real, desc = build_adapt_data(cfg.data, cfg.run.seed, nets.descriptor(net).context_size, training_prior(net))
             val_items = built_val if val_items is None else val_items
             real_val = built_real if real_val is None else real_val
         S = tr.add("student", net, cfg.optim, cfg.schedule, ema=True)

@@ -97,7 +97,7 @@ class AdaptItems(Dataset):
 
 def _real_val(d: AdaptDataConfig, context: Any = None) -> list[dict[str, Any]]:
     """Held-out real photos, centre-cropped (keeps NIQE cheap and sizes a multiple of 16);
-    with ``context``, each keeps its whole photo's context."""
+    with ``context``, each keeps its whole photo's context (an aligned one cut with the photo)."""
     from .. import data as D
 
     if not (d.real_val_dir and d.real_val_count):
@@ -110,21 +110,24 @@ def _real_val(d: AdaptDataConfig, context: Any = None) -> list[dict[str, Any]]:
         h, w = x.shape[-2:]
         ch, cw = min(c, h) // 16 * 16, min(c, w) // 16 * 16
         y0, x0 = (h - ch) // 2, (w - cw) // 2
-        out.append({"input": x[:, y0 : y0 + ch, x0 : x0 + cw], "kind": it["kind"], "name": it["name"], **({"context": it["context"]} if "context" in it else {})})
+        ctx = it.get("context")
+        if ctx is not None and getattr(context, "aligned", False):
+            ctx = ctx[:, y0 : y0 + ch, x0 : x0 + cw]  # a map of the photo: cut with it
+        out.append({"input": x[:, y0 : y0 + ch, x0 : x0 + cw], "kind": it["kind"], "name": it["name"], **({"context": ctx} if ctx is not None else {})})
     return out
 
 
-def build_adapt_data(d: AdaptDataConfig, seed: int, context_size: int | None = None) -> tuple[Dataset, list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+def build_adapt_data(d: AdaptDataConfig, seed: int, context_size: int | None = None, prior: nn.Module | None = None) -> tuple[Dataset, list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Training triplets, synthetic validation pairs, held-out real photos, provenance.
     ``context_size`` (the student's descriptor): every crop also carries its whole photo's
-    thumbnail."""
+    thumbnail; ``prior`` (:func:`~.common.training_prior`): its photo prior's output."""
     from .. import data as D
 
     real_dir = need_dir(d.real_dir, "data.real_dir (--real)")
     clean_dir = need_dir(d.clean_dir, "data.clean_dir (--clean)")
     syn_dir = need_dir(d.synthetic_dir or d.clean_dir, "data.synthetic_dir")
     reg = degrade_registry(d.degrade)
-    synthesis = d.synthesis(context_size)
+    synthesis = d.synthesis(context_size, prior)
     real = D.RealPhotos(real_dir, crop=d.crop, seed=seed, hflip=True, full_check=False, include=d.real_kinds or None, context=synthesis["context"])
     if len(real) == 0:
         raise ConfigError(f"data.real_dir {real_dir}: no readable photos")

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from .. import nets
 from ..train.config import ConfigError, ModelConfig, OptimConfig, RunConfig, ScheduleConfig, load_config
 from ..train.trainer import Trainer, ValResult
-from .common import StageDataConfig, degrade_registry, fixed_items, score_items
+from .common import StageDataConfig, degrade_registry, fixed_items, score_items, training_prior
 
 
 @dataclass
@@ -107,7 +107,7 @@ def pixel_loss(out: torch.Tensor, target: torch.Tensor, cfg: LossConfig) -> torc
     return loss
 
 
-def build_datasets(cfg: TeacherConfig, context_size: int | None = None) -> tuple[Dataset, Sequence[dict[str, Any]], Any]:
+def build_datasets(cfg: TeacherConfig, context_size: int | None = None, prior: nn.Module | None = None) -> tuple[Dataset, Sequence[dict[str, Any]], Any]:
     """Training dataset, fixed validation items and a description for provenance, from ``cfg.data``.
 
     synthetic: ``SyntheticPairs`` of ``cfg.kind`` made from ``data.clean_dir`` (validation: the
@@ -124,7 +124,7 @@ def build_datasets(cfg: TeacherConfig, context_size: int | None = None) -> tuple
         if not Path(d.clean_dir).expanduser().is_dir():
             raise ConfigError(f"data.clean_dir {d.clean_dir}: not a folder")
         reg = degrade_registry(d.degrade)
-        syn = d.synthesis(context_size)
+        syn = d.synthesis(context_size, prior)
         train = D.SyntheticPairs(Path(d.clean_dir).expanduser(), kinds=[cfg.kind], crop=d.crop, seed=cfg.run.seed, length=d.epoch_size, registry=reg, scales=d.train_scales(), **syn)
         val: list[dict[str, Any]] = []
         if d.val_dir and d.val_count:
@@ -173,7 +173,7 @@ def train_teacher(
     try:
         net = cfg.model.build()
         if train_set is None:
-            train_set, built_val, data_desc = build_datasets(cfg, nets.descriptor(net).context_size)
+            train_set, built_val, data_desc = build_datasets(cfg, nets.descriptor(net).context_size, training_prior(net))
             if val_items is None:
                 val_items = built_val
         model = tr.add("net", net, cfg.optim, cfg.schedule, ema=True)

@@ -26,7 +26,7 @@ from ..losses.contrast import TeacherEncoderFeatures, VGGFeatures
 from ..losses.distill import FeatureTransfer
 from ..train.config import ConfigError, ModelConfig, OptimConfig, RunConfig, ScheduleConfig, load_config
 from ..train.trainer import Trainer, ValResult
-from .common import StageDataConfig, degrade_registry, need_dir, parse_teachers, score_items, synthetic_val_sets
+from .common import StageDataConfig, degrade_registry, need_dir, parse_teachers, score_items, synthetic_val_sets, training_prior
 from .terms import needing, needs, weighted_sum
 from .transfer_losses import TEACHER_NEEDS, TERMS, TransferLossConfig, TransferStep
 from .transfer_nets import FrozenTeacher, TransferModel, load_teachers
@@ -172,10 +172,11 @@ def group_batch(t: torch.Tensor) -> torch.Tensor:
     return t.transpose(0, 1).reshape(t.shape[0] * t.shape[1], *t.shape[2:])
 
 
-def build_transfer_datasets(cfg: TransferConfig, context_size: int | None = None) -> tuple[Dataset, dict[str, list[dict[str, Any]]], dict[str, Any]]:
+def build_transfer_datasets(cfg: TransferConfig, context_size: int | None = None, prior: nn.Module | None = None) -> tuple[Dataset, dict[str, list[dict[str, Any]]], dict[str, Any]]:
     """Training tuples, fixed validation items per kind, and a provenance description.
 
-    ``context_size`` (the student's descriptor) adds each crop's whole-photo thumbnail."""
+    ``context_size`` (the student's descriptor) adds each crop's whole-photo thumbnail;
+    ``prior`` (:func:`~.common.training_prior`) the crop of its output on the whole photo."""
     from .. import data as D
 
     d, kinds = cfg.data, cfg.all_kinds()
@@ -183,10 +184,11 @@ def build_transfer_datasets(cfg: TransferConfig, context_size: int | None = None
         raise ConfigError("data.clean_dir is required (e.g. --set data.clean_dir=PATH)")
     clean = need_dir(d.clean_dir, "data.clean_dir")
     reg = degrade_registry(d.degrade)
-    syn = d.synthesis(context_size)
+    syn = d.synthesis(context_size, prior)
     train = D.SyntheticPairs(clean, kinds=kinds, crop=d.crop, seed=cfg.run.seed, length=d.epoch_size, registry=reg, scales=d.train_scales(), **syn)
     val = synthetic_val_sets(d.val_dir, kinds, d.val_count, d.val_crop, d.val_seed, reg, syn) if d.val_dir and d.val_count else {}
-    desc = {"source": "synthetic", "kinds": kinds, "clean_dir": d.clean_dir, "images": len(train.images), "val_dir": d.val_dir, "degrade": d.degrade, "whole_photo": syn["whole"]}
+    desc = {"source": "synthetic", "kinds": kinds, "clean_dir": d.clean_dir, "images": len(train.images), "val_dir": d.val_dir, "degrade": d.degrade, "whole_photo": syn["whole"],
+            "prior_reads": None if prior is None else ("photo" if syn["context"] is not None else "crop")}
     return KindTuples(train, kinds, counts=d.counts(kinds)), val, desc
 
 
@@ -360,7 +362,7 @@ def train_transfer(
         model = tr.add("model", TransferModel(student, transfer), cfg.optim, cfg.schedule, ema=True)
         phis = _phis(tr, cfg, frozen, kinds)
         if train_set is None:
-            train_set, built_val, data_desc = build_transfer_datasets(cfg, nets.descriptor(student).context_size)
+            train_set, built_val, data_desc = build_transfer_datasets(cfg, nets.descriptor(student).context_size, training_prior(student))
             if val_items is None:
                 val_items = built_val
         step = _make_step(cfg, model, frozen, phis, slots, use_feat)

@@ -46,7 +46,9 @@ class TransferModel(nn.Module):
         super().__init__()
         self.student = student
         self.transfer = transfer
-        self.takes_context = nets.descriptor(student).context_size is not None
+        desc = nets.descriptor(student)
+        # A photo prior's context is its output on the crop's whole photo (``PriorContext``).
+        self.takes_context = desc.context_size is not None or desc.photo_prior
 
     def forward(
         self,
@@ -56,7 +58,8 @@ class TransferModel(nn.Module):
         context: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, tuple[list[torch.Tensor], ...]]]:
         """Student output, and per kind group ``(z_s, z_t, recon, f_t)`` when features are given.
-        ``context`` (each crop's whole-photo thumbnail) goes to a student that reads one."""
+        ``context`` (each crop's whole-photo thumbnail, or its photo prior's output) goes to a
+        student that reads one."""
         kw: dict[str, Any] = {"context": context} if context is not None and self.takes_context else {}
         if self.transfer is None or not teacher_feats:
             return self.student(x, **kw), {}
