@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from uniremoval.degrade import Registry, resize
 from uniremoval.metrics import psnr
 from uniremoval.modelfile import load_model
 from uniremoval.stages.common import restore
+from uniremoval.sysinfo import cpu_isa, cpu_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_eval import bootstrap  # noqa: E402
@@ -82,7 +82,7 @@ def main() -> None:
     lines = [f"# Whole-photo evaluation ({a.tag})", "",
              f"{a.count} pairs per kind from `{a.val_dir}`, preset {a.preset}, scales {a.scales[0]:g}-{a.scales[1]:g}, "
              f"{a.crop} px crops of whole degraded photos (8 bits), seed {a.seed}; PSNR dB. "
-             f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}.", "",
+             f"Machine: {cpu_model()} ({cpu_isa()}), fp32, torch {torch.__version__}.", "",
              "| kind | model | input | prior (photo) | photo | crop | photo - baseline [95 %] |", "|---|---|---|---|---|---|---|"]
     for kind in a.kinds.split(","):
         ds = SyntheticPairs(a.val_dir, kinds=[kind], crop=a.crop, seed=a.seed, length=a.count, hflip=False, registry=reg,

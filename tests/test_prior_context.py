@@ -149,3 +149,24 @@ def test_transfer_trains_the_body_on_the_crops_of_the_whole_photos_prior_output(
     # the body's first batch is made of the items' contexts (the prior's output), not their inputs
     got = seen[0][0]
     assert any(torch.allclose(got[0], f[k]) for f in firsts for k in range(f.shape[0]))
+
+
+def test_whole_photo_eval_scores_the_body_behind_the_whole_photos_prior(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    from uniremoval.modelfile import save_model
+
+    d = _smooth_photos(tmp_path, [(64, 80), (72, 56)])
+    net = _hazy_net()
+    model = save_model(net, tmp_path / "m" / "hp.json", "haze-prior", BODY)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "whole_photo_eval.py"
+    cmd = [sys.executable, str(script), "--val-dir", str(d), "--model", f"hp={model}", "--model", f"body={model}",
+           "--kinds", "haze,clean", "--count", "3", "--crop", "32", "--scales", "1", "2", "--out", str(tmp_path / "out"), "--tag", "t"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads((tmp_path / "out" / "whole_photo_t.json").read_text())["rows"]
+    hp = rows["haze"]["hp"]
+    # The prior acts on this hazy estimate, and where it reads (photo or crop) changes the result.
+    assert hp["prior"] != hp["input"] and hp["photo"] != hp["crop"]
+    assert rows["haze"]["body"]["diff"] == 0.0  # the same model file as the baseline
