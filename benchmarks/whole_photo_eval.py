@@ -30,29 +30,14 @@ import torch
 
 from uniremoval import nets
 from uniremoval.data import SyntheticPairs
-from uniremoval.degrade import Registry, resize
+from uniremoval.degrade import Registry
 from uniremoval.metrics import psnr
 from uniremoval.modelfile import load_model
-from uniremoval.stages.common import restore
+from uniremoval.stages.common import PriorContext, restore
 from uniremoval.sysinfo import cpu_isa, cpu_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_eval import bootstrap  # noqa: E402
-
-
-def whole_photo(photo: torch.Tensor) -> torch.Tensor:
-    """Context function: keep the whole degraded photo (the pair's crop box is in its params)."""
-    return photo
-
-
-def prior_crop(prior: torch.nn.Module, whole: torch.Tensor, box: list[int], crop: int) -> torch.Tensor:
-    """The prior's output on the 8-bit whole photo, cut at ``box`` (y, x, side), resized to ``crop``."""
-    q = torch.round(whole * 255) / 255
-    y, x, side = box
-    j = prior.apply_photo(q)[:, y : y + side, x : x + side]
-    if side != crop:
-        j = torch.from_numpy(np.clip(resize(j.permute(1, 2, 0).numpy(), crop, crop), 0, 1).transpose(2, 0, 1).copy())
-    return j
 
 
 @torch.no_grad()
@@ -85,20 +70,23 @@ def main() -> None:
              f"Machine: {cpu_model()} ({cpu_isa()}), fp32, torch {torch.__version__}.", "",
              "| kind | model | input | prior (photo) | photo | crop | photo - baseline [95 %] |", "|---|---|---|---|---|---|---|"]
     for kind in a.kinds.split(","):
-        ds = SyntheticPairs(a.val_dir, kinds=[kind], crop=a.crop, seed=a.seed, length=a.count, hflip=False, registry=reg,
-                            scales=tuple(a.scales), context=whole_photo, bits=8)
-        items = [ds[i] for i in range(a.count)]
-        groups = [it["params"]["source"] for it in items]
         scores: dict[str, dict[str, list[float]]] = {}
+        groups: list[str] = []
         for name, net in models.items():
             s = scores.setdefault(name, {"input": [], "prior": [], "photo": [], "crop": []})
             has_prior = nets.descriptor(net).photo_prior
+            # The same seeded pairs for every model; a prior's output on each whole photo comes
+            # cut and resized with its pair, as training data carries it (``PriorContext``).
+            ds = SyntheticPairs(a.val_dir, kinds=[kind], crop=a.crop, seed=a.seed, length=a.count, hflip=False, registry=reg,
+                                scales=tuple(a.scales), whole=True, context=PriorContext(net.prior) if has_prior else None, bits=8)
+            items = [ds[i] for i in range(a.count)]
+            groups = [it["params"]["source"] for it in items]
             for it in items:
                 x, y = it["input"][None], it["target"][None]
                 s["input"].append(float(psnr(x, y)[0]))
                 s["crop"].append(float(psnr(restore(net, x), y)[0]))
                 if has_prior:
-                    j = prior_crop(net.prior, it["context"], it["params"]["crop"], a.crop)[None]
+                    j = it["context"][None]
                     s["prior"].append(float(psnr(j, y)[0]))
                     s["photo"].append(float(psnr(restore(net, x, context=j), y)[0]))
                 else:

@@ -14,6 +14,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_hazeprior import BODY  # noqa: E402
+from test_hazeprior import _random_prior_net as _hazy_net  # noqa: E402
 from test_stage_transfer import cfg_for  # noqa: E402
 
 from uniremoval import nets  # noqa: E402
@@ -21,9 +23,6 @@ from uniremoval.data import RealPhotos, SyntheticPairs  # noqa: E402
 from uniremoval.stages.common import PriorContext, StageDataConfig, ThumbnailContext, restore, training_prior  # noqa: E402
 from uniremoval.stages.transfer import build_transfer_datasets, train_transfer  # noqa: E402
 from uniremoval.train.config import ConfigError  # noqa: E402
-
-BODY = {"body": "nafnet", "body_args": {"width": 8, "enc_blocks": [1, 1], "middle_blocks": 1}, "prior_width": 8}
-
 
 class Affine:
     """An aligned context: a map of the photo that is not the photo (0.5 p + 0.25)."""
@@ -36,16 +35,6 @@ class Affine:
     def __call__(self, photo: torch.Tensor) -> torch.Tensor:
         self.photos.append(photo.clone())
         return photo * 0.5 + 0.25
-
-
-def _hazy_net() -> torch.nn.Module:
-    torch.manual_seed(0)
-    net = nets.build("haze-prior", **BODY)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-        net.prior.tout.bias.fill_(-1.0)  # t well below 1: the prior acts
-    return net.eval()
 
 
 def _smooth_photos(tmp: Path, sizes: list[tuple[int, int]]) -> Path:

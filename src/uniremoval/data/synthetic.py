@@ -38,6 +38,14 @@ def scan_clean(
     return good, bad
 
 
+def _round_bits(a: np.ndarray, bits: int | None) -> np.ndarray:
+    """``a`` rounded to ``bits`` bits per channel (None: unchanged), as a photo file stores it."""
+    if not bits:
+        return a
+    q = float(2**bits - 1)
+    return np.round(a * q) / q
+
+
 class SyntheticPairs(Dataset, ManifestMixin):
     """Degraded/clean pairs made on the fly from clean photos.
 
@@ -215,14 +223,12 @@ class SyntheticPairs(Dataset, ManifestMixin):
             info["hflip"] = True
         img = np.ascontiguousarray(img)
         degraded, record = self.registry.synthesize(img, kind, rng)
-        aligned = bool(getattr(self.context, "aligned", False))
-        ctx = self.context(to_tensor(degraded)) if self.context is not None and not aligned else None
-        full = None
-        if aligned:
-            assert self.context is not None
+        ctx = full = None
+        if getattr(self.context, "aligned", False):
             # What the network reads at inference is the photo file: quantised, not float.
-            seen = degraded if self.bits is None else np.round(degraded * float(2**self.bits - 1)) / float(2**self.bits - 1)
-            full = self.context(to_tensor(seen)).numpy().transpose(1, 2, 0)
+            full = self.context(to_tensor(_round_bits(degraded, self.bits))).numpy().transpose(1, 2, 0)  # type: ignore[misc]
+        elif self.context is not None:
+            ctx = self.context(to_tensor(degraded))
         y, x = random_crop_box(rng, img.shape[0], img.shape[1], side)
         img, degraded = img[y : y + side, x : x + side], degraded[y : y + side, x : x + side]
         if full is not None:
@@ -280,8 +286,7 @@ class SyntheticPairs(Dataset, ManifestMixin):
             # A photo reaches the network as an 8-bit file; a pair resized from its synthesis
             # size is float, so without this the network never sees quantisation steps, which
             # a dense-haze sky's few levels are made of (and which it then amplifies).
-            q = float(2**self.bits - 1)
-            img, degraded = np.round(img * q) / q, np.round(degraded * q) / q
+            img, degraded = _round_bits(img, self.bits), _round_bits(degraded, self.bits)
             info["bits"] = self.bits
         record["seed"] = seed
         record.update(info)
