@@ -16,7 +16,7 @@ one number. Per kind: means, and each model's paired difference to ``--baseline`
 with a seeded bootstrap 95 % interval resampling photos.
 
     python benchmarks/whole_photo_eval.py --val-dir ../shared/data/clean/val \\
-        --model r7=default --model new=path/to/new.json --baseline r7 --out DIR --tag TAG
+        --model r7=release7 --model new=path/to/new.json --baseline r7 --out DIR --tag TAG
 """
 from __future__ import annotations
 
