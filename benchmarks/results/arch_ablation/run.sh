@@ -65,7 +65,9 @@
 # camera stage after rain too; 12 images a step): r6prior_mix_cam_photo lost 0.46 dB on the own blur pairs.
 # r6prior_b6_fp32_photo: r6prior_b6_photo in fp32 (run.amp=off): release 7 trained in fp32 on a Zen 3, every
 # session-21+ arm in bf16 autocast on a Zen 4, and bf16 arms lose real-blur PIQE against release 7.
-# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | r6prior_mix_cam | r6prior_mix_cam_r6t | r6prior_mix_cam_bt | r6prior_mix_cam_kw | r6prior_mix_cam_s1 | r7_cont_cam | r7_fft | r7_fft8 | r7_fft8_b6 | r7_b6 | r7_b6cam | r7_grey | r7_crop | r7_photo | r6prior_mix_cam_photo | r6prior_b6_photo | r6prior_b6_fp32_photo | uninet | uninet_noctx; default: the first round's four)
+# r6prior_b6_s1_photo: r6prior_b6_photo with run.seed 1 (release 8's recipe, bf16): release 7's second seed
+# painted test10's sky; do release 8's smooth skies hold beyond one seed?
+# Usage: run.sh ARM...   (ARM: r6arch | r6ctx | r6ctx_cam | r6prior | r6prior_d | r6prior_r6data | r6prior_mix | r6prior_mix_cap | r6prior_mix_cam | r6prior_mix_cam_r6t | r6prior_mix_cam_bt | r6prior_mix_cam_kw | r6prior_mix_cam_s1 | r7_cont_cam | r7_fft | r7_fft8 | r7_fft8_b6 | r7_b6 | r7_b6cam | r7_grey | r7_crop | r7_photo | r6prior_mix_cam_photo | r6prior_b6_photo | r6prior_b6_fp32_photo | r6prior_b6_s1_photo | uninet | uninet_noctx; default: the first round's four)
 set -euo pipefail
 cd "$(dirname "$0")"
 STEPS=${STEPS:-2000}
@@ -99,7 +101,7 @@ for arm in "${arms[@]}"; do
     r6prior_r6data) a=(--set model.arch=haze-prior --set 'model.args={body: nafnet-small-deep, body_args: {}}'
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, blur]' --set 'data.scales=null' --set 'data.kind_mix={haze: 2}' --set 'data.degrade={preset: r6}' --set data.whole_photo=false) ;;
-    r6prior_mix|r6prior_mix_cap|r6prior_mix_cam|r6prior_mix_cam_r6t|r6prior_mix_cam_bt|r6prior_mix_cam_kw|r6prior_mix_cam_s1|r7_cont_cam|r7_fft|r7_fft8|r7_fft8_b6|r7_b6|r7_b6cam|r7_grey|r7_crop|r7_photo|r6prior_mix_cam_photo|r6prior_b6_photo|r6prior_b6_fp32_photo) a=(--set model.arch=haze-prior
+    r6prior_mix|r6prior_mix_cap|r6prior_mix_cam|r6prior_mix_cam_r6t|r6prior_mix_cam_bt|r6prior_mix_cam_kw|r6prior_mix_cam_s1|r7_cont_cam|r7_fft|r7_fft8|r7_fft8_b6|r7_b6|r7_b6cam|r7_grey|r7_crop|r7_photo|r6prior_mix_cam_photo|r6prior_b6_photo|r6prior_b6_fp32_photo|r6prior_b6_s1_photo) a=(--set model.arch=haze-prior
              --set "model.args={body: nafnet-small-deep, body_args: {}$([ $arm = r6prior_mix_cap ] && echo ', detail_gain: 1.5' || true)$([[ $arm = r7_fft* || $arm = r7_b6* || $arm = r7_grey || $arm = r7_crop || $arm = r7_photo ]] && echo ', noise_detail: 0.01' || true)$([ $arm = r7_grey ] && echo ', air_tint: false' || true)}"
              --set "model.init=${PRIOR_MODEL:-$HOME/.cache/uniremoval/release7/models/r6_hazeprior.json}"
              --set 'kinds=[haze, rain, rain6, blur, clean]' --set data.images_per_step=10
@@ -121,6 +123,7 @@ for arm in "${arms[@]}"; do
     r7_crop|r7_photo) a+=(--set run.seed=2) ;;
     r6prior_b6_photo) a+=("${b6[@]}") ;;
     r6prior_b6_fp32_photo) a+=("${b6[@]}" --set run.amp=off) ;;
+    r6prior_b6_s1_photo) a+=("${b6[@]}" --set run.seed=1) ;;
   esac
   # Every haze-prior arm before r7_photo trained with the prior reading the crop (the default until
   # 2026-12-07), so they keep it and stay reproducible; *_photo arms give the body the crop of the
