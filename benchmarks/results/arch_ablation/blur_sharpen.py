@@ -12,13 +12,17 @@ for r in csv.DictReader(open(csvp)):
 rs = {"release7": Restorer.from_pretrained("release7", device="cpu"), cand: Restorer.from_pretrained(candpath, device="cpu")}
 def grad(a):
     y = a.mean(2); return np.abs(np.diff(y, axis=1)).mean() + np.abs(np.diff(y, axis=0)).mean()
-dp, dg, dm = [], [], []
+dp, dg, ratios = [], [], []
 for im in sorted(piqe):
-    x = np.asarray(Image.open(f"/tmp/realsplit/heldout/{im}").convert("RGB"), np.float32) / 255
+    img = Image.open(f"/tmp/realsplit/heldout/{im}").convert("RGB")
+    x = np.asarray(img, np.float32) / 255
     g0 = grad(x); out = {}
     for n, r in rs.items():
-        y = np.asarray(r(Image.fromarray((x * 255).round().astype(np.uint8))), np.float32) / 255
+        y = np.asarray(r(img), np.float32) / 255
         out[n] = (grad(y) / g0, np.abs(y - x).mean())
     dp.append(piqe[im][cand] - piqe[im]["release7"]); dg.append(out[cand][0] - out["release7"][0])
+    ratios.append((out["release7"][0], out[cand][0]))
     print(f"{im[5:35]:30s} piqe r7 {piqe[im]['release7']:5.1f} {cand} {piqe[im][cand]:5.1f}  grad/input r7 {out['release7'][0]:.3f} {cand} {out[cand][0]:.3f}  |out-in| r7 {out['release7'][1]:.4f} {cand} {out[cand][1]:.4f}")
+g = np.array(ratios)
 print("corr(dPIQE, dgrad) = %.2f" % np.corrcoef(dp, dg)[0, 1])
+print("median grad/input: r7 %.3f, %s %.3f; %s lower on %d of %d" % (*np.median(g, 0)[:1], cand, np.median(g, 0)[1], cand, (g[:, 1] < g[:, 0]).sum(), len(g)))
