@@ -71,7 +71,8 @@ def main() -> None:
     ap.add_argument("--teachers", default=None, help="haze=PATH,rain=PATH,blur=PATH (optional: a teachers row and differences to it)")
     ap.add_argument("--baseline", default=None, help="LABEL of a --model row the other models are compared to (e.g. the previous release)")
     ap.add_argument("--preset", default="r6", help="synthesis ranges of the pairs (r6: the fixed pairs release 6 was measured on; r7: the current default)")
-    ap.add_argument("--model", action="append", default=[], help="model name/path, or LABEL=PATH (repeat)")
+    ap.add_argument("--model", action="append", default=[], help="model name/path, or LABEL=PATH, or LABEL=PATH@SCALE "
+                    "(a working scale as 'restore --scale', e.g. default@pyramid) (repeat)")
     ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of haze,rain,blur (e.g. a teacher's own kind)")
     ap.add_argument("--count", type=int, default=48)
     ap.add_argument("--crop", type=int, default=256)
@@ -101,8 +102,10 @@ def main() -> None:
         if teachers:
             methods.append(per_kind_method("teachers", {k: load_method(p, device="cpu") for k, p in teachers.items()}))
         names = []
+        shas: dict[str, str] = {}
         for label, spec in models:
             m = load_method(spec, device="cpu")
+            shas[label] = m.info["weights_sha256"]
             m.name = label
             names.append(label)
             methods.append(m)
@@ -117,7 +120,7 @@ def main() -> None:
         "what": "PSNR (dB) and SSIM (RGB) per kind on synthetic pairs from --val-dir; 95 % intervals of paired mean differences (bootstrap over photos)",
         "val_dir": str(a.val_dir), "kinds": list(kinds), "count_per_kind": a.count, "photos": len(set(photo.values())), "crop": a.crop, "seed": a.seed, "preset": a.preset, "bootstrap": a.boot,
         "teachers": {k: read_config(p)[0].sha256 for k, p in teachers.items()},
-        "models": {label: {"path": spec, "sha256": read_config(spec)[0].sha256} for label, spec in models},
+        "models": {label: {"path": spec, "sha256": shas[label]} for label, spec in models},
         "machine": platform.platform(), "seconds": round(time.time() - t0, 1),
         "means": {m: {k: float(np.mean(list(v.values()))) for k, v in by.items()} for m, by in psnr.items()},
         "ssim_means": {m: {k: float(np.mean(list(v.values()))) for k, v in by.items()} for m, by in ssim.items()},

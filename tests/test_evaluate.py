@@ -131,6 +131,18 @@ def test_load_method_baselines() -> None:
     assert m.info["type"] == "baseline" and m.info["params"]["patch"] == 15 and m.info["params"]["omega"] == 0.95
 
 
+def test_load_method_scale_suffix(identity_model: Path, tmp_path: Path) -> None:
+    plain = load_method(str(identity_model), device="cpu")
+    assert plain.name == "identity" and plain.info["scale"] == 1
+    pyr = load_method(f"{identity_model}@Pyramid", device="cpu")
+    assert pyr.name == "identity@pyramid" and pyr.info["scale"] == "pyramid"
+    assert load_method(f"{identity_model}@4", device="cpu").info["scale"] == 4
+    odd = tmp_path / "model@v2.json"  # an '@' that is no scale stays part of the path
+    odd.write_text(identity_model.read_text())
+    (tmp_path / identity_model.with_suffix(".safetensors").name).write_bytes(identity_model.with_suffix(".safetensors").read_bytes())
+    assert load_method(str(odd), device="cpu").name == "model@v2"
+
+
 @pytest.mark.parametrize("tile", ["0", "none", "64", "auto"])
 def test_eval_tile_words_match_restore(sets: tuple[Path, Path], tmp_path: Path, identity_model: Path, tile: str) -> None:
     """--tile takes restore's values (auto, 0 = never, a size); "none" still works silently."""

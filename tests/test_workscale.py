@@ -16,7 +16,8 @@ from uniremoval import nets
 from uniremoval.infer import Engine
 from uniremoval.nets.globalctx import guided_upsample
 from uniremoval.options import MAX_SCALE, parse_scale
-from uniremoval.workscale import MAX_AUTO_FACTOR, MIN_WORK_SIDE, auto_factor, carry_up, downscale
+from uniremoval.workscale import (MAX_AUTO_FACTOR, MIN_WORK_SIDE, auto_factor, carry_up, downscale, pyramid_factors,
+                                  restore_pyramid)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_train_toydata import smooth_image  # noqa: E402
@@ -94,7 +95,39 @@ def test_engine_at_a_working_scale_is_downscale_restore_carry_up() -> None:
     assert abs(float(out.mean() - want.mean())) < 0.01 and float((out - want).abs().mean()) < float((big - want).abs().mean())
 
 
-@pytest.mark.parametrize("value, expected", [("auto", "auto"), (" Auto ", "auto"), ("1", 1), (4, 4), ("32", 32), (None, 1)])
+@pytest.mark.parametrize(
+    "size, factors",
+    [((255, 900), []), ((256, 256), [2]), ((1024, 1024), [8, 4, 2]), ((3000, 4000), [16, 8, 4, 2]), ((4000, 6000), [16, 8, 4, 2])],
+)
+def test_pyramid_levels_stop_at_the_smallest_working_side(size: tuple[int, int], factors: list[int]) -> None:
+    assert pyramid_factors(*size) == factors
+    assert all(min(size) / d >= MIN_WORK_SIDE for d in factors)
+
+
+def test_engine_pyramid_restores_every_level_coarse_to_fine_then_full() -> None:
+    seen: list[tuple[int, ...]] = []
+
+    def restore(t: torch.Tensor, progress: object) -> torch.Tensor:
+        seen.append((tuple(t.shape), progress is not None))
+        return t * 0.9  # a change the guided filter carries up exactly (a = -0.1, b = 0)
+
+    x = torch.rand(3, 300, 520)
+    calls: list[tuple[int, int]] = []
+    out = restore_pyramid(x, restore, pyramid_factors(300, 520), lambda d, n: calls.append((d, n)))
+    assert [s for s, _ in seen] == [(3, 150, 260), (3, 300, 520)] and [p for _, p in seen] == [False, True]
+    # Each level multiplies by 0.9 (up to the filter's eps on a flat window): two levels, 0.81.
+    assert float((out - 0.81 * x).abs().max()) < 0.02
+    engine = Engine(_Halve(), device="cpu", precision="fp32", tile=0, scale="pyramid")
+    assert engine.work_factor(3000, 4000) == 1
+    small = torch.rand(3, 90, 130)  # under 2 x 128 px: no coarse level, one full-resolution pass
+    assert torch.allclose(engine(small), 0.5 * small + 0.25, atol=1e-6)
+    big = torch.rand(3, 300, 520)
+    lo = downscale(big, 2)
+    want = 0.5 * carry_up(big, lo, 0.5 * lo + 0.25, 2) + 0.25
+    assert torch.allclose(engine(big), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("value, expected", [("auto", "auto"), (" Auto ", "auto"), ("pyramid", "pyramid"), (" Pyramid", "pyramid"), ("1", 1), (4, 4), ("32", 32), (None, 1)])
 def test_parse_scale_accepts(value: str | int | None, expected: int | str) -> None:
     assert parse_scale(value) == expected
 

@@ -91,10 +91,21 @@ def per_kind_method(name: str, methods: dict[str, Method]) -> Method:
 
 
 def load_method(spec: str, device: str = "auto", tile: int | str | None = "auto", precision: str = "fp32", scale: int | str | None = None) -> Method:
-    """A baseline by name (``identity``, ``dcp``) or a model by bundled name / path.
+    """A baseline by name (``identity``, ``dcp``) or a model by bundled name / path, optionally
+    followed by ``@SCALE`` (a working scale as ``restore --scale`` reads it, e.g.
+    ``default@pyramid``), which overrides ``scale`` and names the method apart.
 
     Raises KeyError/ModelError with one line naming the model and the reason.
     """
+    path, sep, at = spec.rpartition("@")
+    suffix = ""
+    if sep and path and spec not in BASELINES:
+        from .options import parse_scale
+
+        try:
+            scale, spec, suffix = parse_scale(at), path, f"@{at.strip().lower()}"
+        except ValueError:
+            pass  # not a scale: the '@' is part of a file name
     if spec in BASELINES:
         b = get_baseline(spec)
         return Method(b.name, b.restore_pixels, {"type": "baseline", "description": b.description, "params": b.params})
@@ -115,7 +126,7 @@ def load_method(spec: str, device: str = "auto", tile: int | str | None = "auto"
         "device": str(restorer.device),
         "scale": restorer.engine.scale,
     }
-    return Method(json_path.stem, restorer.restore_pixels, info)
+    return Method(json_path.stem + suffix, restorer.restore_pixels, info)
 
 
 # -- data ---------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ How a (3, H, W) image goes through a network:
 With ``scale`` (``"auto"`` or a factor d > 1) a large photo is first area-downscaled by d,
 restored as above, and the change carried back to full resolution by a guided filter
 (:mod:`uniremoval.workscale`): the networks restore degradations at the pixel size they were
-trained on, and a 12 MP photo's rain and blur are several times larger.
+trained on, and a 12 MP photo's rain and blur are several times larger (``"pyramid"``: at
+every power-of-two level, coarse to fine, then at full resolution).
 
 A network that reads the whole photo (descriptor ``context_size``) gets its thumbnail
 (:func:`uniremoval.nets.thumbnail` of the unpadded image, computed once per photo) with every
@@ -43,7 +44,7 @@ from . import nets
 from .hostmem import tune_malloc
 from .nets import pad_to_multiple, reflect_indices
 from .tiling import TilePlan, blend_window, plan_tiles, tile_starts
-from .workscale import auto_factor, carry_up, downscale
+from .workscale import restore_at_scale, work_factor
 
 __all__ = [
     "DEFAULT_OVERLAP", "DEFAULT_PIXEL_BUDGET", "DEFAULT_TILE", "DEFAULT_TILE_BATCH", "Engine", "PRECISIONS",
@@ -59,11 +60,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: nafnet-small bf16 runs at ~2.0 MP/s on 384-640 px tiles, 1.25 MP/s at 768 px and 0.9 MP/s
 #: at 1024 px (2-core Zen 4). Tiles much smaller than 384 px cost quality: NAFNet's channel
 #: attention pools over 192 px windows (TLC), which a tile edge clips (256/32 tiles: 34 dB
-#: from the one-pass output on a real photo; 384/64: 41 dB).
-#: (DEFAULT_PIXEL_BUDGET.) The tables live in :mod:`uniremoval.options` (so CLI help can quote them without
-#: importing torch); ``DEFAULT_TILE`` tiles are shrunk to fit the photo
-#: (``plan_tiles(fit=True)``): a 12 MP photo on the CPU gets 63 tiles of 464x480 px,
-#: 14.0 M pixels of work instead of 15.9 M with fixed 384 px tiles (12 MP: 8.7 -> 7.5 s).
+#: from the one-pass output on a real photo; 384/64: 41 dB). The tables live in :mod:`uniremoval.options`
+#: (CLI help quotes them without importing torch); ``DEFAULT_TILE`` tiles shrink to fit the photo
+#: (``plan_tiles(fit=True)``): 12 MP on the CPU gets 63 tiles of 464x480 px, 14.0 M pixels of work
+#: instead of 15.9 M with fixed 384 px tiles (12 MP: 8.7 -> 7.5 s).
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -119,8 +119,9 @@ class Engine:
             CUDA graph and replay it for every later batch of that shape, which removes the
             per-kernel launch cost of a small network (other shapes run normally).
         scale: working resolution: 1 (restore at full resolution), a factor d (restore at
-            1/d, carry the change up), or ``"auto"`` (d from the photo's size,
-            :func:`uniremoval.workscale.auto_factor`; 1 up to 724 px); None: the default
+            1/d, carry the change up), ``"auto"`` (d from the photo's size,
+            :func:`uniremoval.workscale.auto_factor`; 1 up to 724 px), or ``"pyramid"``
+            (:func:`uniremoval.workscale.restore_pyramid`); None: the default
             (:data:`uniremoval.options.DEFAULT_SCALE`).
         prior: a photo prior (:mod:`uniremoval.nets.hazeprior`) run once on the whole photo
             first; a ``photo_prior`` net's own (only its body is tiled), or given for ONNX.
@@ -347,7 +348,7 @@ class Engine:
 
     def work_factor(self, height: int, width: int) -> int:
         """The working-resolution factor for a photo of this size (1: full resolution)."""
-        return auto_factor(height, width) if self.scale == "auto" else int(self.scale)
+        return work_factor(self.scale, height, width)
 
     def __call__(self, x: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """Restore a float32 (3, H, W) CPU tensor in [0, 1]; returns (3, H, W) on the CPU.
@@ -359,11 +360,7 @@ class Engine:
         x = x.float().cpu()
         if self.prior is not None:
             x = self.prior.apply_photo(x.to(self.device)).cpu()
-        d = self.work_factor(x.shape[1], x.shape[2])
-        if d > 1:
-            lo = downscale(x, d)
-            return carry_up(x, lo, self._restore(lo, progress), d)
-        return self._restore(x, progress)
+        return restore_at_scale(x, self._restore, self.scale, progress)
 
     def _restore(self, x: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """Steps 1-4 of the module docstring on a float32 (3, H, W) CPU tensor."""

@@ -92,7 +92,7 @@ MAX_SCALE = 32
 
 
 def parse_scale(value: str | int | None) -> int | str:
-    """Parse a working-scale option (CLI, server, API): ``"auto"``, or a factor d in
+    """Parse a working-scale option (CLI, server, API): ``"auto"``, ``"pyramid"``, or a factor d in
     1..:data:`MAX_SCALE` (restore at 1/d of the resolution; 1 = full), as an int or a string.
     ``None`` means the default, :data:`DEFAULT_SCALE`.
 
@@ -102,8 +102,8 @@ def parse_scale(value: str | int | None) -> int | str:
     if value is None:
         return DEFAULT_SCALE
     text = value.strip().lower() if isinstance(value, str) else value
-    if text == "auto":
-        return "auto"
+    if text in ("auto", "pyramid"):
+        return str(text)
     try:
         if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
             raise ValueError
@@ -111,7 +111,7 @@ def parse_scale(value: str | int | None) -> int | str:
     except (TypeError, ValueError):
         d = 0
     if not 1 <= d <= MAX_SCALE:
-        raise ValueError(f"scale {value!r}: use auto or a whole factor from 1 (full resolution) to {MAX_SCALE}")
+        raise ValueError(f"scale {value!r}: use auto, pyramid or a whole factor from 1 (full resolution) to {MAX_SCALE}")
     return d
 
 

@@ -52,7 +52,7 @@ class Restorer:
         ``backend="onnxruntime"`` runs the model's ONNX export (made once and cached by
         checksum; see :mod:`uniremoval.export`); ``threads`` caps CPU threads either way.
         ``scale``: the working resolution (``Engine``'s; ``"auto"`` restores large photos at
-        a fraction of their size and carries the change up).
+        a fraction of their size and carries the change up; ``"pyramid"`` restores coarse to fine).
         ``on_message`` receives one-line notes for the user about slow one-time work (the
         first ONNX export of a model announces itself and its duration).
         """

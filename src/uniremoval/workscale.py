@@ -15,10 +15,18 @@ it is: what is carried up is how each neighbourhood is corrected.
 to :data:`WORK_SIDE` (512 px, the size of the whole-scene photos the networks are trained on:
 BSDS500 and Set14, 481-512 px), never a short side under :data:`MIN_WORK_SIDE`. A photo up to
 724 px is restored at full resolution; 12 MP (4000 x 3000) at 1/8.
+
+``pyramid`` does not guess the degradation's size from the photo's: the body restores the photo
+at 1/2^k, 1/2^(k-1), ..., 1/2 (each change carried up, each level restoring the previous one's
+result) and finally at full resolution, the coarsest level the last with a short side of at
+least :data:`MIN_WORK_SIDE`. A long streak is removed at the level where it has the size the
+network was trained on, and the full-resolution pass keeps the photo's own detail, which a
+working resolution alone loses (benchmarks/results/workscale). About 4/3 of one pass's work.
 """
 from __future__ import annotations
 
 import math
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -26,12 +34,17 @@ import torch.nn.functional as F
 from .nets import pad_to_multiple
 from .nets.globalctx import guided_coefficients
 
+#: ``progress(done, total)`` after each batch of tiles, as :class:`uniremoval.infer.Engine` takes it.
+Progress = Optional[Callable[[int, int], None]]
+
 #: Long side (px) a photo is brought near by ``scale="auto"`` (the training photos' size).
 WORK_SIDE = 512
 #: ``auto`` never shrinks a photo's short side below this (a panorama keeps enough rows).
 MIN_WORK_SIDE = 128
 #: Largest factor ``auto`` picks (a 24 MP photo, 6000 px: 1/16 would be 375 px; 1/8 is 750).
 MAX_AUTO_FACTOR = 8
+#: Coarsest factor ``pyramid`` restores at (1/32 of a 24 MP photo's short side is 125 px).
+MAX_SCALE_LEVEL = 32
 #: The guided filter's window radius (working-resolution pixels) and regulariser: the values
 #: the networks' own GlobalFix uses.
 RADIUS, EPS = 2, 1e-3
@@ -47,6 +60,53 @@ def auto_factor(height: int, width: int, side: int = WORK_SIDE) -> int:
     while d > 1 and (min(height, width) / d < MIN_WORK_SIDE or d > MAX_AUTO_FACTOR):
         d //= 2
     return int(d)
+
+
+def pyramid_factors(height: int, width: int, min_side: int = MIN_WORK_SIDE) -> list[int]:
+    """The coarse levels ``scale="pyramid"`` restores before full resolution, coarsest first:
+    [2^k, ..., 4, 2] with 2^k the largest power of two that leaves the short side at least
+    ``min_side`` (empty below 2 * ``min_side``)."""
+    factors: list[int] = []
+    d = 2
+    while min(height, width) / d >= min_side and d <= MAX_SCALE_LEVEL:
+        factors.insert(0, d)
+        d *= 2
+    return factors
+
+
+def restore_pyramid(x: torch.Tensor, restore: Callable[[torch.Tensor, Progress], torch.Tensor], factors: list[int],
+                    progress: Progress = None) -> torch.Tensor:
+    """Coarse to fine: for each factor d of ``factors`` (coarsest first) restore ``x``
+    downscaled by d and carry the change up (:func:`carry_up`) into ``x``; then restore the
+    result at full resolution. ``restore(x, progress)`` maps a (3, h, w) tensor to its
+    restoration; ``progress`` is passed to the full-resolution pass only (it holds the tiles)."""
+    for d in factors:
+        lo = downscale(x, d)
+        x = carry_up(x, lo, restore(lo, None), d)
+    return restore(x, progress)
+
+
+def work_factor(scale: int | str, height: int, width: int) -> int:
+    """The single working-resolution factor of ``scale`` (see :func:`restore_at_scale`) for a
+    photo of this size; 1 for full resolution and for ``"pyramid"``."""
+    if scale == "pyramid":
+        return 1
+    return auto_factor(height, width) if scale == "auto" else int(scale)
+
+
+def restore_at_scale(x: torch.Tensor, restore: Callable[[torch.Tensor, Progress], torch.Tensor], scale: int | str,
+                     progress: Progress = None) -> torch.Tensor:
+    """Restore the (3, H, W) photo ``x`` at the working scale ``scale`` (as
+    :func:`uniremoval.options.parse_scale` returns it): at full resolution, at 1/d with the
+    change carried up, or coarse to fine (``"pyramid"``). ``restore(x, progress)`` runs the
+    network over a (3, h, w) tensor at its own size."""
+    if scale == "pyramid":
+        return restore_pyramid(x, restore, pyramid_factors(x.shape[1], x.shape[2]), progress)
+    d = work_factor(scale, x.shape[1], x.shape[2])
+    if d > 1:
+        lo = downscale(x, d)
+        return carry_up(x, lo, restore(lo, progress), d)
+    return restore(x, progress)
 
 
 def downscale(x: torch.Tensor, factor: int) -> torch.Tensor:

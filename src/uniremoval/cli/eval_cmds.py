@@ -107,7 +107,7 @@ def eval_(
     grid_rows: int = typer.Option(4, "--grid-rows", min=1, metavar="N", help="Images in the comparison grid."),
     device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N, mps."),
     tile: str = typer.Option("auto", "--tile", metavar="TILE", help=TILE_HELP),
-    scale: Optional[str] = typer.Option(None, "--scale", metavar="SCALE", help="Working resolution of the models: 1, a factor d, or auto (as 'restore --scale'; default: restore's)."),
+    scale: Optional[str] = typer.Option(None, "--scale", metavar="SCALE", help="Working resolution of the models: 1, a factor d, auto or pyramid (as 'restore --scale'; default: restore's)."),
 ) -> None:
     """Score models and baselines: per-image CSV, summary JSON + Markdown, grid PNG, optional HTML."""
     if paired is None and real is None:

@@ -37,7 +37,8 @@ def restore(
     tile_batch: Optional[int] = typer.Option(None, help=f"Tiles per forward pass (default {per_device(DEFAULT_TILE_BATCH)})."),
     scale: str = typer.Option(str(DEFAULT_SCALE), metavar="SCALE", help="Working resolution: 1 (restore at full resolution), a factor d (restore at 1/d and carry "
                               "the change up with a guided filter: rain and blur several times the trained size), or auto (d from the photo's size: "
-                              "the power of two bringing its long side nearest 512 px; full resolution up to 724 px)."),
+                              "the power of two bringing its long side nearest 512 px; full resolution up to 724 px), or pyramid (every "
+                              "power-of-two level down to 128 px, coarse to fine, then full resolution)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     skip_existing: bool = typer.Option(False, help="Skip inputs whose output already exists (resumes an interrupted run)."),
     overwrite: bool = typer.Option(False, help="Replace outputs that already exist (never inputs)."),

@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
         tile: str = typer.Option("auto", help=TILE_HELP),
         tile_overlap: Optional[int] = typer.Option(None, help=OVERLAP_HELP),
         tile_batch: Optional[int] = typer.Option(None, help=TILE_BATCH_HELP),
-        scale: str = typer.Option(str(DEFAULT_SCALE), metavar="SCALE", help="Default working resolution: 1 (full), a factor d, or auto, as 'restore --scale' (requests may override)."),
+        scale: str = typer.Option(str(DEFAULT_SCALE), metavar="SCALE", help="Default working resolution: 1 (full), a factor d, auto or pyramid, as 'restore --scale' (requests may override)."),
         max_upload_mb: float = typer.Option(50.0, help="Largest accepted upload in MiB (413 above)."),
         max_pixels: int = typer.Option(40_000_000, help="Largest accepted image in pixels (413 above)."),
         max_concurrent: Optional[int] = typer.Option(None, help="Images restored at once (default: 1 on CPU, 2 on a GPU)."),

@@ -21,7 +21,7 @@ class RestoreOptions:
     """Per-request options, the same as the CLI's (device and precision are the server's).
 
     ``tile``: None = the server's setting, ``"auto"``, 0 (never tile) or a size in pixels.
-    ``scale``: None = the server's setting, ``"auto"`` or a working-resolution factor.
+    ``scale``: None = the server's setting, ``"auto"``, ``"pyramid"`` or a working-resolution factor.
     """
 
     fmt: str | None = None
