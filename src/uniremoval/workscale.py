@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from .nets import pad_to_multiple
 from .nets.globalctx import guided_coefficients
+from .options import MAX_SCALE
 
 #: ``progress(done, total)`` after each batch of tiles, as :class:`uniremoval.infer.Engine` takes it.
 Progress = Optional[Callable[[int, int], None]]
@@ -43,8 +44,6 @@ WORK_SIDE = 512
 MIN_WORK_SIDE = 128
 #: Largest factor ``auto`` picks (a 24 MP photo, 6000 px: 1/16 would be 375 px; 1/8 is 750).
 MAX_AUTO_FACTOR = 8
-#: Coarsest factor ``pyramid`` restores at (1/32 of a 24 MP photo's short side is 125 px).
-MAX_SCALE_LEVEL = 32
 #: The guided filter's window radius (working-resolution pixels) and regulariser: the values
 #: the networks' own GlobalFix uses.
 RADIUS, EPS = 2, 1e-3
@@ -65,10 +64,10 @@ def auto_factor(height: int, width: int, side: int = WORK_SIDE) -> int:
 def pyramid_factors(height: int, width: int, min_side: int = MIN_WORK_SIDE) -> list[int]:
     """The coarse levels ``scale="pyramid"`` restores before full resolution, coarsest first:
     [2^k, ..., 4, 2] with 2^k the largest power of two that leaves the short side at least
-    ``min_side`` (empty below 2 * ``min_side``)."""
+    ``min_side`` (empty below 2 * ``min_side``), at most the largest working factor accepted."""
     factors: list[int] = []
     d = 2
-    while min(height, width) / d >= min_side and d <= MAX_SCALE_LEVEL:
+    while min(height, width) / d >= min_side and d <= MAX_SCALE:
         factors.insert(0, d)
         d *= 2
     return factors
@@ -81,9 +80,15 @@ def restore_pyramid(x: torch.Tensor, restore: Callable[[torch.Tensor, Progress],
     result at full resolution. ``restore(x, progress)`` maps a (3, h, w) tensor to its
     restoration; ``progress`` is passed to the full-resolution pass only (it holds the tiles)."""
     for d in factors:
-        lo = downscale(x, d)
-        x = carry_up(x, lo, restore(lo, None), d)
+        x = restore_at_factor(x, restore, d)
     return restore(x, progress)
+
+
+def restore_at_factor(x: torch.Tensor, restore: Callable[[torch.Tensor, Progress], torch.Tensor], factor: int,
+                      progress: Progress = None) -> torch.Tensor:
+    """``x`` restored at 1/``factor`` of its size, the change carried up to full resolution."""
+    lo = downscale(x, factor)
+    return carry_up(x, lo, restore(lo, progress), factor)
 
 
 def work_factor(scale: int | str, height: int, width: int) -> int:
@@ -103,10 +108,7 @@ def restore_at_scale(x: torch.Tensor, restore: Callable[[torch.Tensor, Progress]
     if scale == "pyramid":
         return restore_pyramid(x, restore, pyramid_factors(x.shape[1], x.shape[2]), progress)
     d = work_factor(scale, x.shape[1], x.shape[2])
-    if d > 1:
-        lo = downscale(x, d)
-        return carry_up(x, lo, restore(lo, progress), d)
-    return restore(x, progress)
+    return restore_at_factor(x, restore, d, progress) if d > 1 else restore(x, progress)
 
 
 def downscale(x: torch.Tensor, factor: int) -> torch.Tensor:

@@ -14,7 +14,7 @@ import uniremoval.workscale as ws
 
 
 def restore_pyramid(x, restore, factors, progress=None):  # type: ignore[no-untyped-def]
-    """``uniremoval.workscale.restore_pyramid`` with each coarse change clamped to <= 0."""
+    """``uniremoval.workscale.restore_pyramid`` with each coarse change clamped to <= 0 (as run in session 25)."""
     for d in factors:
         lo = ws.downscale(x, d)
         y = restore(lo, None)
